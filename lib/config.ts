@@ -1,0 +1,234 @@
+/**
+ * Connection settings from options and the environment, resolved in one place.
+ *
+ * Each setting comes from the most specific source that sets it:
+ *   1. an explicit option field (`host`, `port`, `vhost`, `user`, `password`)
+ *   2. the explicit `url` option
+ *   3. an environment field (POSTAGE_HOST, POSTAGE_PORT, POSTAGE_VHOST, POSTAGE_USER, POSTAGE_PASSWORD)
+ *   4. POSTAGE_URL
+ *   5. the defaults (localhost, 5672, `/`, guest, guest)
+ * A URL only sets what it spells out: `amqp://h` sets the host, not the vhost or the user.
+ * The environment is read when a connection is configured, never at module load.
+ */
+import { ErrorCode, PostageError } from './errors';
+import type { Logger } from './logger';
+import type { Transport } from './transport/types';
+
+/** Connection options accepted by every component (producer, consumer, processor). */
+export interface ConnectionOptions {
+  /**
+   * An `amqp://user:password@host:port/vhost?heartbeat=20` URL. Several brokers may be listed,
+   * separated by commas (tried in order on failure). Overrides POSTAGE_URL.
+   */
+  url?: string;
+  /** Broker host. @default POSTAGE_HOST, else `localhost` */
+  host?: string;
+  /** Broker port. @default POSTAGE_PORT, else 5672 (5671 for amqps) */
+  port?: number;
+  /** Virtual host. @default POSTAGE_VHOST, else `/` */
+  vhost?: string;
+  /** User name. @default POSTAGE_USER, else `guest` */
+  user?: string;
+  /** Password. Never logged. @default POSTAGE_PASSWORD, else `guest` */
+  password?: string;
+  /** Heartbeat interval in seconds; 0 disables heartbeats. @default 20 */
+  heartbeat?: number;
+  /** Time allowed to open the TCP connection and finish the AMQP handshake, in ms. @default 10_000 */
+  connectTimeout?: number;
+  /** Log every publish and receive at debug level. @default POSTAGE_DEBUG_MODE === 'true' */
+  debug?: boolean;
+  /** The logger of this component. @default the process-wide logger ({@link setLogger}) */
+  logger?: Logger;
+  /** A transport to use instead of the one the URL scheme selects (tests, custom brokers). */
+  transport?: Transport;
+}
+
+/** One broker address, fully resolved. */
+export interface Endpoint {
+  readonly protocol: 'amqp' | 'amqps' | 'memory';
+  readonly host: string;
+  readonly port: number;
+  readonly vhost: string;
+  readonly user: string;
+  readonly password: string;
+}
+
+/** The result of {@link resolveConnectionConfig}. */
+export interface ConnectionConfig {
+  readonly endpoints: readonly Endpoint[];
+  /** Seconds; 0 disables. */
+  readonly heartbeat: number;
+  /** Milliseconds. */
+  readonly connectTimeout: number;
+  readonly debug: boolean;
+  readonly transport: Transport | undefined;
+}
+
+/** Default heartbeat in seconds: a dead peer is noticed within about two intervals. */
+export const DEFAULT_HEARTBEAT = 20;
+/** Default connect timeout in milliseconds. Without one a black-holed connect hangs. */
+export const DEFAULT_CONNECT_TIMEOUT = 10_000;
+
+interface Partial {
+  hosts?: Array<{ host: string; port?: number }>;
+  protocol?: Endpoint['protocol'];
+  port?: number;
+  vhost?: string;
+  user?: string;
+  password?: string;
+  heartbeat?: number;
+  connectTimeout?: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Resolves the connection settings of one component.
+ * @param options - explicit options; they win over the environment
+ * @param env - the environment to read (default `process.env`)
+ */
+export function resolveConnectionConfig(options: ConnectionOptions = {}, env: Env = process.env): ConnectionConfig {
+  // Highest precedence first.
+  const sources: Partial[] = [
+    fieldSource(options.host, options.port, options.vhost, options.user, options.password, 'option'),
+    options.url === undefined ? {} : parseUrlList(options.url, 'the url option'),
+    fieldSource(
+      nonEmpty(env['POSTAGE_HOST']),
+      parsePort(nonEmpty(env['POSTAGE_PORT']), 'POSTAGE_PORT'),
+      nonEmpty(env['POSTAGE_VHOST']),
+      nonEmpty(env['POSTAGE_USER']),
+      env['POSTAGE_PASSWORD'],
+      'environment',
+    ),
+    nonEmpty(env['POSTAGE_URL']) === undefined ? {} : parseUrlList(env['POSTAGE_URL'] as string, 'POSTAGE_URL'),
+  ];
+  const pick = <K extends keyof Partial>(key: K): { value: Partial[K] | undefined; rank: number } => {
+    for (let rank = 0; rank < sources.length; rank++) {
+      const value = sources[rank]?.[key];
+      if (value !== undefined) return { value, rank };
+    }
+    return { value: undefined, rank: sources.length };
+  };
+
+  const hosts = pick('hosts');
+  const port = pick('port');
+  const protocol = pick('protocol').value ?? 'amqp';
+  const defaultPort = protocol === 'amqps' ? 5671 : 5672;
+  const vhost = pick('vhost').value ?? '/';
+  const user = pick('user').value ?? 'guest';
+  const password = pick('password').value ?? 'guest';
+  const list = hosts.value ?? [{ host: 'localhost' }];
+  const endpoints = list.map((entry) => ({
+    protocol,
+    host: entry.host,
+    // A port set by a more specific source than the one that named the hosts wins.
+    port: (port.rank < hosts.rank ? port.value : (entry.port ?? port.value)) ?? defaultPort,
+    vhost,
+    user,
+    password,
+  }));
+
+  const heartbeat = options.heartbeat ?? pick('heartbeat').value ?? DEFAULT_HEARTBEAT;
+  const connectTimeout = options.connectTimeout ?? pick('connectTimeout').value ?? DEFAULT_CONNECT_TIMEOUT;
+  if (!(heartbeat >= 0)) throw invalid(`heartbeat must be >= 0 seconds, got ${heartbeat}`);
+  if (!(connectTimeout > 0)) throw invalid(`connectTimeout must be > 0 ms, got ${connectTimeout}`);
+  return {
+    endpoints,
+    heartbeat,
+    connectTimeout,
+    debug: options.debug ?? env['POSTAGE_DEBUG_MODE']?.toLowerCase() === 'true',
+    transport: options.transport,
+  };
+}
+
+/** `amqp://user@host:port/vhost`: an endpoint as it may appear in logs (never the password). */
+export function describeEndpoint(endpoint: Endpoint): string {
+  const vhost = endpoint.vhost === '/' ? '' : encodeURIComponent(endpoint.vhost);
+  if (endpoint.protocol === 'memory') return `memory://${endpoint.host}`;
+  return `${endpoint.protocol}://${encodeURIComponent(endpoint.user)}@${endpoint.host}:${endpoint.port}/${vhost}`;
+}
+
+function fieldSource(
+  host: string | undefined,
+  port: number | undefined,
+  vhost: string | undefined,
+  user: string | undefined,
+  password: string | undefined,
+  origin: string,
+): Partial {
+  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65_536)) {
+    throw invalid(`${origin} port must be an integer in 1..65535, got ${port}`);
+  }
+  const out: Partial = {};
+  if (host !== undefined) out.hosts = [{ host }];
+  if (port !== undefined) out.port = port;
+  if (vhost !== undefined) out.vhost = vhost;
+  if (user !== undefined) out.user = user;
+  if (password !== undefined) out.password = password;
+  return out;
+}
+
+function parseUrlList(list: string, origin: string): Partial {
+  const parts = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (parts.length === 0) throw invalid(`${origin} is empty`);
+  const parsed = parts.map((p) => parseUrl(p, origin));
+  const first = parsed[0] as Partial;
+  for (const other of parsed.slice(1)) {
+    if (other.protocol !== first.protocol) throw invalid(`${origin} mixes URL schemes`);
+  }
+  return { ...first, hosts: parsed.flatMap((p) => p.hosts ?? []) };
+}
+
+function parseUrl(text: string, origin: string): Partial {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    // The text may hold a password: do not echo it.
+    throw new PostageError(ErrorCode.INVALID_CONFIG, `${origin} is not a valid URL`, { cause: redactError(cause) });
+  }
+  const scheme = url.protocol.replace(/:$/, '');
+  if (scheme !== 'amqp' && scheme !== 'amqps' && scheme !== 'memory') {
+    throw invalid(`${origin} must use amqp://, amqps:// or memory://, got ${scheme}://`);
+  }
+  const out: Partial = { protocol: scheme };
+  if (scheme === 'memory') {
+    out.hosts = [{ host: url.hostname || url.pathname.replace(/^\/+/, '') || 'default' }];
+    return out;
+  }
+  if (url.hostname !== '') {
+    const entry: { host: string; port?: number } = { host: url.hostname.replace(/^\[(.*)\]$/, '$1') };
+    if (url.port !== '') entry.port = Number(url.port);
+    out.hosts = [entry];
+  }
+  if (url.username !== '') out.user = decodeURIComponent(url.username);
+  if (url.password !== '') out.password = decodeURIComponent(url.password);
+  if (url.pathname.length > 1) out.vhost = decodeURIComponent(url.pathname.slice(1));
+  const heartbeat = url.searchParams.get('heartbeat');
+  if (heartbeat !== null) out.heartbeat = Number(heartbeat);
+  const timeout = url.searchParams.get('connection_timeout');
+  if (timeout !== null) out.connectTimeout = Number(timeout);
+  return out;
+}
+
+function parsePort(text: string | undefined, origin: string): number | undefined {
+  if (text === undefined) return undefined;
+  const port = Number(text);
+  if (!(Number.isInteger(port) && port > 0 && port < 65_536)) throw invalid(`${origin} must be a port number`);
+  return port;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function invalid(message: string): PostageError {
+  return new PostageError(ErrorCode.INVALID_CONFIG, message);
+}
+
+function redactError(cause: unknown): Error {
+  return new Error(cause instanceof Error ? cause.name : 'invalid URL');
+}

@@ -1,0 +1,314 @@
+import type { ConnectionOptions } from './config';
+import { Connection } from './connection';
+import { jsonEncoder, type Encoder } from './encoder';
+import { ConnectionError, ErrorCode, PostageError, toPostageError } from './errors';
+import { SafeEmitter } from './events';
+import type { ExchangeDefinition } from './exchange';
+import type { QueueOptions, TransportChannel, TransportMessage } from './transport/types';
+
+/**
+ * Queue declaration flags, with postage's (pika's) names or amqplib's. Postage's defaults
+ * apply: not durable, not exclusive, not auto-delete (so that TypeScript and Python
+ * components declare shared queues identically).
+ */
+export interface QueueFlags {
+  durable?: boolean;
+  exclusive?: boolean;
+  auto_delete?: boolean;
+  autoDelete?: boolean;
+  /** Only check that the queue exists. */
+  passive?: boolean;
+  /** Queue arguments, e.g. `{ 'x-dead-letter-exchange': 'dlx', 'x-queue-type': 'quorum' }`. */
+  arguments?: Readonly<Record<string, unknown>>;
+}
+
+/** A queue: its name, or `{name, flags}` (postage 1.0.2's form). `''` asks the broker for a name. */
+export type QueueSpec = string | { readonly name: string; readonly flags?: QueueFlags };
+
+/** postage's eqk: a list of (Exchange, [(queue, routing key), ...]). */
+export type Eqk = ReadonlyArray<readonly [ExchangeDefinition, ReadonlyArray<readonly [QueueSpec, string]>]>;
+
+/** Options of {@link GenericConsumer}. */
+export interface ConsumerOptions extends ConnectionOptions {
+  /** Share a connection instead of opening one. */
+  connection?: Connection;
+  /** Unacknowledged messages the broker may hand this consumer, per queue. @default 10 */
+  prefetch?: number;
+  /** @default the JSON encoder */
+  encoder?: Encoder;
+}
+
+/** Default prefetch: enough to keep a handler busy, small enough to spread work between consumers. */
+export const DEFAULT_PREFETCH = 10;
+
+/** Called for every delivery, with the queue it came from; `null` when the broker cancelled the consumer. */
+export type DeliveryHandler = (message: TransportMessage | null, queue: string) => void;
+
+/** Events of a {@link GenericConsumer}. */
+export interface ConsumerEvents {
+  /** The consuming channel closed while consuming (connection lost, broker error). */
+  lost: [error: PostageError];
+  error: [error: PostageError];
+}
+
+interface Binding {
+  readonly exchange: ExchangeDefinition;
+  readonly queue: string;
+  readonly key: string;
+}
+
+interface QueueState {
+  readonly flags: QueueFlags;
+  consumerTag: string | undefined;
+}
+
+/**
+ * A consumer: declares exchanges, queues and bindings (its `eqk`), and consumes every bound
+ * queue once (one consumer per queue, whatever its number of keys), with manual acks and a
+ * prefetch. Queues bound at runtime with {@link GenericConsumer.queueBind} are consumed too.
+ *
+ * @example
+ * ```ts
+ * const consumer = new GenericConsumer({ eqk: [[EchoExchange, [['echo-queue', 'echo-rk']]]] });
+ * await consumer.startConsuming((message) => { ...; consumer.ack(message!); });
+ * ```
+ */
+export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
+  /** Default bindings. */
+  static eqk: Eqk = [];
+
+  readonly connection: Connection;
+  readonly prefetch: number;
+  readonly encoder: Encoder;
+  private readonly ownsConnection: boolean;
+  private readonly bindings: Binding[] = [];
+  private readonly queues = new Map<string, QueueState>();
+  private channel: TransportChannel | undefined;
+  private opening: Promise<TransportChannel> | undefined;
+  private onDelivery: DeliveryHandler | undefined;
+  private closed = false;
+  private pendingEqk: Eqk;
+
+  constructor(options: ConsumerOptions & { eqk?: Eqk } = {}) {
+    const connection = options.connection ?? new Connection(options);
+    super(options.logger ?? connection.logger);
+    this.connection = connection;
+    this.ownsConnection = options.connection === undefined;
+    this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
+    if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0 && this.prefetch <= 65_535)) {
+      throw new PostageError(ErrorCode.INVALID_ARGUMENT, `prefetch must be an integer in 0..65535, got ${this.prefetch}`);
+    }
+    this.encoder = options.encoder ?? jsonEncoder;
+    this.pendingEqk = options.eqk ?? (this.constructor as typeof GenericConsumer).eqk;
+  }
+
+  /** The (queue, key) pairs bound so far (postage's `qk_list`). */
+  get qkList(): ReadonlyArray<readonly [string, string]> {
+    return this.bindings.map((b) => [b.queue, b.key] as const);
+  }
+
+  /** The queues consumed (or to be consumed). */
+  get queueNames(): string[] {
+    return [...this.queues.keys()];
+  }
+
+  /** Adds bindings; they are declared now if consuming, otherwise when consuming starts. */
+  async addEqk(eqk: Eqk): Promise<void> {
+    for (const [exchange, pairs] of eqk) {
+      for (const [queue, key] of pairs) await this.queueBind(exchange, queue, key);
+    }
+  }
+
+  /** Alias of {@link GenericConsumer.addEqk}. */
+  add_eqk(eqk: Eqk): Promise<void> {
+    return this.addEqk(eqk);
+  }
+
+  /**
+   * Declares the exchange and the queue, binds them with the key and, when the consumer is
+   * consuming, starts consuming the queue if it is new. Returns the queue's name (the broker's
+   * when `''` was given).
+   */
+  async queueBind(exchange: ExchangeDefinition, queue: QueueSpec, key: string, flags?: QueueFlags): Promise<string> {
+    this.assertOpen();
+    const spec = typeof queue === 'string' ? { name: queue, flags: flags ?? {} } : { name: queue.name, flags: { ...queue.flags, ...flags } };
+    await this.connection.declareExchange(exchange);
+    const name = await this.declareQueue(spec.name, spec.flags);
+    await this.connection.withTopology(
+      (channel) => channel.bindQueue(name, exchange.name, key),
+      `bind queue '${name}' to '${exchange.name}' with '${key}'`,
+    );
+    if (!this.bindings.some((b) => b.exchange.name === exchange.name && b.queue === name && b.key === key)) {
+      this.bindings.push({ exchange, queue: name, key });
+    }
+    this.logger.debug('queue bound', { queue: name, exchange: exchange.name, key });
+    if (!this.queues.has(name)) this.queues.set(name, { flags: spec.flags, consumerTag: undefined });
+    if (this.onDelivery !== undefined) await this.consumeQueue(name);
+    return name;
+  }
+
+  /** Alias of {@link GenericConsumer.queueBind}. */
+  queue_bind(exchange: ExchangeDefinition, queue: QueueSpec, key: string, flags?: QueueFlags): Promise<string> {
+    return this.queueBind(exchange, queue, key, flags);
+  }
+
+  /**
+   * Removes a binding. The queue stays consumed: messages already in it, or reaching it by other
+   * bindings, are still processed.
+   */
+  async queueUnbind(exchange: ExchangeDefinition, queue: string, key: string): Promise<void> {
+    this.assertOpen();
+    await this.connection.declareExchange(exchange);
+    await this.connection.withTopology(
+      (channel) => channel.unbindQueue(queue, exchange.name, key),
+      `unbind queue '${queue}' from '${exchange.name}' with '${key}'`,
+    );
+    const index = this.bindings.findIndex((b) => b.exchange.name === exchange.name && b.queue === queue && b.key === key);
+    if (index >= 0) this.bindings.splice(index, 1);
+  }
+
+  /** Alias of {@link GenericConsumer.queueUnbind}. */
+  queue_unbind(exchange: ExchangeDefinition, queue: string, key: string): Promise<void> {
+    return this.queueUnbind(exchange, queue, key);
+  }
+
+  /** Declares the pending bindings and consumes every queue once. Resolves when all consume. */
+  async startConsuming(onDelivery: DeliveryHandler): Promise<void> {
+    this.assertOpen();
+    const eqk = this.pendingEqk;
+    this.pendingEqk = [];
+    await this.addEqk(eqk);
+    this.onDelivery = onDelivery;
+    await this.getChannel();
+    for (const name of this.queues.keys()) await this.consumeQueue(name);
+  }
+
+  /** Cancels every consumer: no new deliveries. Messages in flight can still be acked. */
+  async stopConsuming(): Promise<void> {
+    this.onDelivery = undefined;
+    const channel = this.channel;
+    const tags: string[] = [];
+    for (const state of this.queues.values()) {
+      if (state.consumerTag !== undefined) tags.push(state.consumerTag);
+      state.consumerTag = undefined;
+    }
+    if (channel === undefined) return;
+    await Promise.all(tags.map((tag) => channel.cancel(tag).catch(() => undefined)));
+  }
+
+  /** Acknowledges a message. A no-op (logged) when its channel is gone: the broker requeues it. */
+  ack(message: TransportMessage): void {
+    try {
+      this.channel?.ack(message);
+    } catch (err) {
+      this.logger.debug('ack on a closed channel: the broker will redeliver', { error: err });
+    }
+  }
+
+  /** Rejects a message; without requeue it is dead-lettered (or dropped when the queue has no DLX). */
+  reject(message: TransportMessage, requeue = false): void {
+    try {
+      this.channel?.reject(message, requeue);
+    } catch (err) {
+      this.logger.debug('reject on a closed channel: the broker will redeliver', { error: err });
+    }
+  }
+
+  /** Decodes a body with the consumer's encoder. */
+  decode(content: Buffer): unknown {
+    return this.encoder.decode(content);
+  }
+
+  /**
+   * Publishes bytes on the consuming channel (RPC replies: sent before the request is acked,
+   * on the same channel, so the reply always precedes the ack).
+   */
+  publish(exchange: string, routingKey: string, content: Buffer, properties: Record<string, unknown>): void {
+    const channel = this.channel;
+    if (channel === undefined) throw new ConnectionError(ErrorCode.CHANNEL_CLOSED, 'the consuming channel is closed');
+    channel.publish(exchange, routingKey, content, properties);
+  }
+
+  /** Stops consuming and closes the channel (and the connection if this consumer opened it). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.stopConsuming();
+    this.closed = true;
+    const channel = this.channel ?? (await this.opening?.catch(() => undefined));
+    this.channel = undefined;
+    if (channel !== undefined) await channel.close().catch(() => undefined);
+    if (this.ownsConnection) await this.connection.close();
+  }
+
+  private async declareQueue(name: string, flags: QueueFlags): Promise<string> {
+    const reply = await this.connection.withTopology(async (channel) => {
+      if (flags.passive === true) return channel.checkQueue(name);
+      const options: QueueOptions = {
+        durable: flags.durable ?? false,
+        exclusive: flags.exclusive ?? false,
+        autoDelete: flags.autoDelete ?? flags.auto_delete ?? false,
+      };
+      if (flags.arguments !== undefined) options.arguments = { ...flags.arguments };
+      return channel.assertQueue(name, options);
+    }, `declare queue '${name}'`);
+    return reply.queue;
+  }
+
+  private async consumeQueue(name: string): Promise<void> {
+    const state = this.queues.get(name);
+    const onDelivery = this.onDelivery;
+    if (state === undefined || state.consumerTag !== undefined || onDelivery === undefined) return;
+    const channel = await this.getChannel();
+    try {
+      const { consumerTag } = await channel.consume(
+        name,
+        (message) => {
+          if (message === null) state.consumerTag = undefined;
+          // amqplib closes the channel if this callback throws: it must not.
+          try {
+            this.onDelivery?.(message, name);
+          } catch (err) {
+            this.logger.error('delivery handler threw', { error: err, queue: name });
+          }
+        },
+        { noAck: false },
+      );
+      state.consumerTag = consumerTag;
+    } catch (err) {
+      throw toPostageError(err, ErrorCode.BROKER_ERROR, `consume queue '${name}'`);
+    }
+    this.logger.debug('consuming', { queue: name });
+  }
+
+  private getChannel(): Promise<TransportChannel> {
+    if (this.channel !== undefined) return Promise.resolve(this.channel);
+    this.opening ??= this.openChannel().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async openChannel(): Promise<TransportChannel> {
+    const channel = await this.connection.createChannel(false);
+    let lastError: PostageError | undefined;
+    channel.on('error', (err: Error) => {
+      lastError = toPostageError(err, ErrorCode.CHANNEL_CLOSED, 'consuming channel');
+    });
+    channel.on('close', () => {
+      if (this.channel !== channel) return;
+      this.channel = undefined;
+      const wasConsuming = [...this.queues.values()].some((q) => q.consumerTag !== undefined);
+      for (const state of this.queues.values()) state.consumerTag = undefined;
+      if (!this.closed && wasConsuming) {
+        this.emit('lost', lastError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, 'the consuming channel closed'));
+      }
+    });
+    if (this.prefetch > 0) await channel.prefetch(this.prefetch);
+    this.channel = channel;
+    return channel;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new PostageError(ErrorCode.CLOSED, 'the consumer is closed');
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Handler registration: the decorators MessageHandler, RpcHandler, MessageHandlerFullBody and
+ * MessageFilter (standard TypeScript 5 decorators), and class-based handlers.
+ *
+ * Registries are per class (postage shared one registry between every processor class, so
+ * handlers leaked across classes): each decorator writes into its class's decorator metadata,
+ * and a processor collects its own class chain, base classes first, each in declaration order.
+ */
+import type { Message } from './message';
+import type { MessageProcessor } from './processor';
+import { Category, type ReceivedBody } from './schema';
+import type { MessageFields, MessageProperties } from './transport/types';
+
+// Decorator metadata needs Symbol.metadata, which Node 20 lacks; TypeScript's and esbuild's
+// decorator helpers use it when it exists when a class is defined (after postage is imported).
+(Symbol as { metadata?: symbol }).metadata ??= Symbol.for('Symbol.metadata');
+
+/** What every handler gets besides the content: the whole envelope and the delivery. */
+export interface HandlerContext {
+  /** The processor running the handler. */
+  readonly processor: MessageProcessor;
+  /** The whole received envelope (fingerprint included). */
+  readonly body: ReceivedBody;
+  /** The envelope as a message instance (MessageCommand, MessageStatus...). */
+  readonly message: Message<unknown>;
+  /** Delivery information: redelivered, routingKey, exchange, deliveryTag. */
+  readonly fields: MessageFields;
+  /** AMQP properties: messageId, correlationId, replyTo, headers... */
+  readonly properties: MessageProperties;
+  /** The queue the message came from. */
+  readonly queue: string;
+}
+
+/**
+ * Sends an RPC reply: a MessageResult (or MessageResultError / MessageResultException), or any
+ * other value, which is sent as `MessageResult(value)`. Only the first reply is sent.
+ */
+export type ReplyFunction = (result: unknown) => void;
+
+/** A filter: gets the data (content or full body) and returns the data the handler gets; throws FilterError to skip the handler. */
+export type MessageFilterFunction = (data: unknown, ...args: readonly unknown[]) => unknown;
+
+/** Options of a handler. */
+export interface HandlerOptions {
+  /**
+   * A JSON schema the content must match (compiled once). A message that does not match is
+   * rejected without requeue (dead-lettered); an RPC gets a MessageResultError.
+   */
+  schema?: object;
+}
+
+/** A registration, as collected by a processor. @internal */
+export interface HandlerEntry {
+  /** Declaration order across all classes. */
+  readonly seq: number;
+  readonly category: Category;
+  readonly type: string;
+  readonly name: string | null;
+  readonly fullBody: boolean;
+  /** The method or static field holding the handler. */
+  readonly member: string | symbol;
+  /** True for a static field holding a Handler class. */
+  readonly isStatic: boolean;
+  readonly options: HandlerOptions;
+  /** A default (quit, restart): used only when the class chain has no handler of its own. */
+  readonly fallback: boolean;
+  /** Position of the declaring class in the chain (0 = the base-most); set when collected. */
+  depth: number;
+  /** The filters of the member, in application order (nearest the member first). */
+  filters: Array<{ fn: MessageFilterFunction; args: readonly unknown[] }>;
+}
+
+/**
+ * The base of class-based handlers: postage's `Handler`. The processor creates one instance per
+ * message and awaits {@link Handler.call}.
+ *
+ * @example
+ * ```ts
+ * class EchoHandler extends Handler<EchoProcessor> {
+ *   call() { console.log(this.data, this.processor.fingerprint); }
+ * }
+ * class EchoProcessor extends MessageProcessor {
+ *   @MessageHandler('command', 'echo') static Echo = EchoHandler;
+ * }
+ * ```
+ */
+export abstract class Handler<P extends MessageProcessor = MessageProcessor, D = unknown> {
+  constructor(
+    /** The processor (postage's `self.processor`). */
+    readonly processor: P,
+    /** The content, or the full body for full-body handlers (postage's `self.data`). */
+    readonly data: D,
+    /** The reply function for RPC handlers (postage's `self.reply_func`). */
+    readonly reply: ReplyFunction | undefined,
+    /** The envelope and delivery. */
+    readonly context: HandlerContext,
+  ) {}
+
+  /** Alias of {@link Handler.reply} for postage users. */
+  get reply_func(): ReplyFunction | undefined {
+    return this.reply;
+  }
+
+  /** Handles the message. For RPC, call `this.reply(...)` or return the value to reply with. */
+  abstract call(): unknown;
+}
+
+const HANDLERS = Symbol('postage.handlers');
+const FILTERS = Symbol('postage.filters');
+let nextSeq = 0;
+
+type Metadata = Record<symbol, unknown>;
+type DecoratorContext = ClassMethodDecoratorContext | ClassFieldDecoratorContext;
+
+/** The decorator the handler decorators return: on a method, or on a static field holding a Handler class. */
+export type HandlerDecorator = (value: unknown, context: DecoratorContext) => void;
+
+function ownList<T>(metadata: Metadata, key: symbol, make: () => T): T {
+  if (!Object.hasOwn(metadata, key)) metadata[key] = make();
+  return metadata[key] as T;
+}
+
+function registration(
+  category: Category,
+  type: string,
+  name: string | null,
+  fullBody: boolean,
+  options: HandlerOptions,
+  fallback = false,
+): HandlerDecorator {
+  // Decorator factories run in document order (application order puts methods before fields).
+  const seq = ++nextSeq;
+  return (_value, context) => {
+    if (context.private) throw new TypeError('postage handlers cannot be #private members');
+    if (context.kind === 'field' && !context.static) {
+      throw new TypeError('a handler field must be static and hold a Handler class');
+    }
+    const metadata = context.metadata as Metadata;
+    ownList<HandlerEntry[]>(metadata, HANDLERS, () => []).push({
+      seq,
+      category,
+      type,
+      name,
+      fullBody,
+      member: context.name,
+      isStatic: context.static,
+      options,
+      fallback,
+      depth: 0,
+      filters: [],
+    });
+  };
+}
+
+/**
+ * Handles fire-and-forget messages of a type and name; the method gets `(content, context)`.
+ * `name` omitted matches messages whose name is null, as in postage. Several handlers may
+ * handle one message: all run, base classes first, in declaration order.
+ */
+export function MessageHandler(type: string, name: string | null = null, options: HandlerOptions = {}): HandlerDecorator {
+  return registration(Category.message, type, name, false, options);
+}
+
+/** Like {@link MessageHandler}, but the method gets the full body (fingerprint included). */
+export function MessageHandlerFullBody(
+  type: string,
+  name: string | null = null,
+  options: HandlerOptions = {},
+): HandlerDecorator {
+  return registration(Category.message, type, name, true, options);
+}
+
+/**
+ * Handles RPC calls of a type and name; the method gets `(content, reply, context)`. Call
+ * `reply(result)`, or return the value (or a MessageResult) to reply with. A throw replies
+ * `MessageResultException(error name, message)`. One RPC handler per (type, name): a subclass's
+ * handler replaces its base class's.
+ */
+export function RpcHandler(type: string, name: string | null = null, options: HandlerOptions = {}): HandlerDecorator {
+  return registration(Category.rpc, type, name, false, options);
+}
+
+/** A default handler (quit, restart): replaced by any handler the class chain declares for the same message. @internal */
+export function DefaultHandler(type: string, name: string): HandlerDecorator {
+  return registration(Category.message, type, name, false, {}, true);
+}
+
+/**
+ * Runs `filter(data, ...args)` before the handler and gives the handler what it returns. A
+ * filter that throws {@link FilterError} skips the handler (the message is still acked).
+ * Filters run in decorator order nearest the member first, as in postage.
+ */
+export function MessageFilter(filter: MessageFilterFunction, ...args: readonly unknown[]): HandlerDecorator {
+  return (_value, context) => {
+    if (context.private) throw new TypeError('postage filters cannot be on #private members');
+    const metadata = context.metadata as Metadata;
+    const filters = ownList<Map<string | symbol, HandlerEntry['filters']>>(metadata, FILTERS, () => new Map());
+    const list = filters.get(context.name) ?? [];
+    list.push({ fn: filter, args });
+    filters.set(context.name, list);
+  };
+}
+
+/**
+ * The handlers of a processor class, base classes first, each class in declaration order.
+ * An entry a subclass redeclares (same member, same message) replaces its base's.
+ * @internal
+ */
+export function collectHandlers(constructor: abstract new (...args: never[]) => unknown): HandlerEntry[] {
+  const chain: Metadata[] = [];
+  const metadataKey = (Symbol as { metadata?: symbol }).metadata as symbol;
+  let meta = (constructor as unknown as Record<symbol, Metadata | undefined>)[metadataKey];
+  while (meta !== undefined && meta !== null) {
+    chain.unshift(meta);
+    meta = Object.getPrototypeOf(meta) as Metadata | undefined;
+  }
+  const entries: HandlerEntry[] = [];
+  const filtersOf = (member: string | symbol): HandlerEntry['filters'] => {
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const own = chain[i] as Metadata;
+      if (Object.hasOwn(own, FILTERS)) {
+        const list = (own[FILTERS] as Map<string | symbol, HandlerEntry['filters']>).get(member);
+        if (list !== undefined) return list;
+      }
+    }
+    return [];
+  };
+  for (const [depth, own] of chain.entries()) {
+    if (!Object.hasOwn(own, HANDLERS)) continue;
+    const list = [...(own[HANDLERS] as HandlerEntry[])].sort((a, b) => a.seq - b.seq);
+    for (const entry of list) {
+      const same = entries.findIndex(
+        (e) =>
+          e.member === entry.member &&
+          e.category === entry.category &&
+          e.type === entry.type &&
+          e.name === entry.name,
+      );
+      if (same >= 0) entries.splice(same, 1);
+      entries.push({ ...entry, depth, filters: filtersOf(entry.member) });
+    }
+  }
+  return entries;
+}

@@ -1,0 +1,87 @@
+/**
+ * postage: AMQP (RabbitMQ) network components in TypeScript.
+ * The curated public surface: values first, then types.
+ */
+export { ConsoleLogger, LogLevel, getLogger, setLogger } from './logger';
+export { DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, describeEndpoint, resolveConnectionConfig } from './config';
+export { Connection } from './connection';
+export { DEFAULT_PREFETCH, GenericConsumer } from './consumer';
+export { JsonEncoder, jsonEncoder } from './encoder';
+export {
+  ChannelError,
+  ConnectionError,
+  ErrorCode,
+  FilterError,
+  PostageError,
+  PublishError,
+  RejectMessage,
+  RpcError,
+  RpcTimeoutError,
+  ValidationError,
+} from './errors';
+export { Exchange, exchangeParameters } from './exchange';
+export { Fingerprint } from './fingerprint';
+export { Handler, MessageFilter, MessageHandler, MessageHandlerFullBody, RpcHandler } from './handlers';
+export {
+  MESSAGE_VERSION,
+  Message,
+  MessageCommand,
+  MessageResult,
+  MessageResultError,
+  MessageResultException,
+  MessageStatus,
+  RpcCommand,
+  resultFromContent,
+} from './message';
+export { MessageProcessor } from './processor';
+export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer';
+export { DIRECT_REPLY_TO } from './rpc';
+export { MicroScheduler, runAll } from './scheduler';
+export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';
+
+export type { ConnectionConfig, ConnectionOptions, Endpoint } from './config';
+export type { ConnectionEvents, ConnectionStatus } from './connection';
+export type { ConsumerEvents, ConsumerOptions, DeliveryHandler, Eqk, QueueFlags, QueueSpec } from './consumer';
+export type { Encoder } from './encoder';
+export type { PostageErrorOptions } from './errors';
+export type { ExchangeDefinition, ExchangeKey, ExchangeParameters, ExchangeType } from './exchange';
+export type { FingerprintDict, FingerprintLike, FingerprintOverrides, FingerprintTuple } from './fingerprint';
+export type {
+  HandlerContext,
+  HandlerDecorator,
+  HandlerOptions,
+  MessageFilterFunction,
+  ReplyFunction,
+} from './handlers';
+export type { LogFields, Logger } from './logger';
+export type { MessageInit, RpcResult } from './message';
+export type {
+  HandlerFunction,
+  ProcessorEvents,
+  ProcessorOptions,
+  ProcessorStatus,
+  RegisterOptions,
+  RunResult,
+  StopReason,
+} from './processor';
+export type { ProducerOptions, RpcOptions, SendOptions } from './producer';
+export type {
+  BuilderMethods,
+  CommandArgs,
+  CommandMethods,
+  MessageMethod,
+  Produced,
+  QueueOnlyOptions,
+  RpcMethod,
+} from './producer-proxy';
+export type { RpcReplyMode } from './rpc';
+export type { MessageBody, ReceivedBody, ResultContent } from './schema';
+export type {
+  MessageFields,
+  MessageProperties,
+  PublishOptions,
+  Transport,
+  TransportChannel,
+  TransportConnection,
+  TransportMessage,
+} from './transport/types';

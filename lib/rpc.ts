@@ -1,0 +1,344 @@
+/**
+ * RPC calls: the reply path, pending calls, timeouts and retries.
+ *
+ * Default reply path: RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`) consumed on the
+ * producer's publishing channel, with a correlation id per call, so any number of calls are in
+ * flight on one producer. Compatibility path (`per-call`): a private queue per call, as Python
+ * postage does; needed to call Python postage servers, which reply without a correlation id.
+ */
+import { v4 as uuid } from 'uuid';
+
+import type { Encoder } from './encoder';
+import { ConnectionError, ErrorCode, PostageError, RpcTimeoutError, ValidationError, toPostageError } from './errors';
+import type { Logger } from './logger';
+import { MessageResultError, localFailure, resultFromBody, type RpcResult } from './message';
+import type { Publisher } from './publisher';
+import { isEnvelope, isResultContent } from './schema';
+import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
+
+/** RabbitMQ's direct reply-to pseudo-queue. */
+export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
+/** How replies come back: direct reply-to (default) or a private queue per call (Python postage servers). */
+export type RpcReplyMode = 'direct' | 'per-call';
+
+/** One RPC request, ready to publish. */
+export interface RpcRequest {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  /** Properties of the request (content type, delivery mode, message id...). */
+  readonly properties: PublishOptions;
+  /** What the call is, for messages: e.g. `rpc 'echo'`. */
+  readonly label: string;
+}
+
+/** Timing of one call. */
+export interface RpcCallOptions {
+  /** Per attempt, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Extra attempts after the first one times out. */
+  readonly maxRetry: number;
+  readonly mode: RpcReplyMode;
+  /** Created where the caller called, so its stack names the caller. */
+  readonly timeoutError: RpcTimeoutError;
+}
+
+/** Options of {@link RpcClient.consume}. */
+export interface ConsumeRpcOptions {
+  /** How many results to wait for. @default 1 */
+  count?: number;
+  /** Seconds to wait for all of them. @default the producer's rpc timeout */
+  timeout?: number;
+  /** Called with each decoded reply body, as postage's `callback`. */
+  onReply?: (body: unknown) => void;
+}
+
+interface PendingCall {
+  settle(result: RpcResult): void;
+}
+
+/** @internal */
+export class RpcClient {
+  private readonly pending = new Map<string, PendingCall>();
+  /** The channel whose direct reply-to consumer is set up, and its setup. */
+  private replyChannel: TransportChannel | undefined;
+  private replySetup: { channel: TransportChannel; ready: Promise<void> } | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly publisher: Publisher,
+    private readonly encoder: Encoder,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Calls in flight (for tests and metrics). */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Makes a call and resolves to its result. Never rejects for a remote or network outcome:
+   * a timeout after all retries is `MessageResultException('TimeoutError')`, an unroutable
+   * request `MessageResultException('UnroutableError')`; `unwrap()` throws the typed error.
+   */
+  call(request: RpcRequest, options: RpcCallOptions): Promise<RpcResult> {
+    if (this.closed) return Promise.resolve(localFailure(closedError(), 'ConnectionError'));
+    const correlationId = uuid();
+    return new Promise<RpcResult>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      let attempts = 0;
+      let cleanup: (() => void) | undefined;
+      let settled = false;
+      const call: PendingCall = {
+        settle: (result) => {
+          if (!this.pending.delete(correlationId)) return;
+          settled = true;
+          clearTimeout(timer);
+          cleanup?.();
+          resolve(result);
+        },
+      };
+      this.pending.set(correlationId, call);
+      const fail = (err: unknown): void => {
+        const error = toPostageError(err, ErrorCode.CHANNEL_CLOSED, request.label);
+        switch (error.code) {
+          case ErrorCode.UNROUTABLE:
+          case ErrorCode.NOT_FOUND:
+            // Nobody can answer: retrying would only wait out every timeout.
+            call.settle(localFailure(error, error.code === ErrorCode.UNROUTABLE ? 'UnroutableError' : 'NotFoundError'));
+            return;
+          case ErrorCode.CLOSED:
+            call.settle(localFailure(error, 'ConnectionError'));
+            return;
+          default:
+            // Channel or connection trouble: the attempt's timer will retry on a fresh channel.
+            this.logger.debug(`${request.label}: attempt ${attempts} not sent`, { error });
+        }
+      };
+      // per-call mode: one private queue for the call, kept across its retries, so a late
+      // reply to attempt 1 still answers it.
+      let privateQueue: Promise<{ channel: TransportChannel; queue: string }> | undefined;
+      const send = (): Promise<void> => {
+        if (options.mode === 'direct') return this.sendDirect(request, correlationId, options.timeoutMs);
+        privateQueue ??= this.openPrivateQueue(correlationId, call, (release) => {
+          if (settled) release();
+          else cleanup = release;
+        });
+        const opened = privateQueue;
+        return opened.then(
+          ({ channel, queue }) =>
+            this.publisher.publishOn(channel, request.exchange, request.routingKey, request.content, {
+              ...request.properties,
+              replyTo: queue,
+              correlationId,
+              expiration: String(Math.max(1, Math.ceil(options.timeoutMs))),
+            }),
+          (err: unknown) => {
+            if (privateQueue === opened) privateQueue = undefined;
+            throw err;
+          },
+        );
+      };
+      const attempt = (): void => {
+        attempts++;
+        timer = setTimeout(() => {
+          if (attempts <= options.maxRetry) {
+            this.logger.debug(`${request.label}: no reply in ${options.timeoutMs} ms, retrying`, { attempts });
+            attempt();
+          } else {
+            call.settle(localFailure(options.timeoutError, 'TimeoutError'));
+          }
+        }, options.timeoutMs);
+        send().catch(fail);
+      };
+      attempt();
+    });
+  }
+
+  /**
+   * Publishes a call whose reply goes to a private queue, and returns that queue's name
+   * without waiting (postage's `_queue_only`). Read the replies with {@link RpcClient.consume}
+   * on the same producer: the queue is exclusive to its connection.
+   */
+  async publishQueueOnly(request: RpcRequest, timeoutMs: number): Promise<string> {
+    const channel = await this.publisher.getChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+    await this.publisher.publishOn(channel, request.exchange, request.routingKey, request.content, {
+      ...request.properties,
+      replyTo: queue,
+      correlationId: uuid(),
+      expiration: String(Math.max(1, Math.ceil(timeoutMs))),
+    });
+    return queue;
+  }
+
+  /**
+   * Reads results from a reply queue (postage's `consume_rpc`). Resolves with `count` results;
+   * on timeout rejects with {@link RpcTimeoutError} whose `results` holds those that came.
+   */
+  async consume(queue: string, count: number, timeoutMs: number, onReply?: (body: unknown) => void): Promise<RpcResult[]> {
+    const timeoutError = new RpcTimeoutError(
+      ErrorCode.RPC_TIMEOUT,
+      `consume_rpc: fewer than ${count} replies on '${queue}' within ${timeoutMs} ms`,
+    );
+    const channel = await this.publisher.getChannel();
+    const results: RpcResult[] = [];
+    let consumerTag: string | undefined;
+    let finish: ((error?: PostageError) => void) | undefined;
+    const done = new Promise<RpcResult[]>((resolve, reject) => {
+      const timer = setTimeout(() => finish?.(timeoutError), timeoutMs);
+      finish = (error) => {
+        finish = undefined;
+        clearTimeout(timer);
+        if (consumerTag !== undefined) channel.cancel(consumerTag).catch(() => undefined);
+        if (error === undefined) resolve(results);
+        else reject(Object.assign(error, { results: [...results] }));
+      };
+    });
+    try {
+      const reply = await channel.consume(
+        queue,
+        (message) => {
+          if (finish === undefined) return;
+          if (message === null) {
+            finish(new ConnectionError(ErrorCode.CHANNEL_CLOSED, `the reply queue '${queue}' was deleted`));
+            return;
+          }
+          if (onReply !== undefined) {
+            try {
+              onReply(this.tryDecode(message));
+            } catch (err) {
+              this.logger.warn('consume_rpc callback threw', { error: err });
+            }
+          }
+          results.push(this.decodeReply(message));
+          if (results.length >= count) finish();
+        },
+        { noAck: true },
+      );
+      consumerTag = reply.consumerTag;
+    } catch (err) {
+      finish?.(toPostageError(err, ErrorCode.BROKER_ERROR, `consume_rpc on '${queue}'`));
+    }
+    return done;
+  }
+
+  /** Settles every pending call with a CLOSED failure. */
+  close(): void {
+    this.closed = true;
+    for (const call of [...this.pending.values()]) call.settle(localFailure(closedError(), 'ConnectionError'));
+  }
+
+  private async sendDirect(request: RpcRequest, correlationId: string, timeoutMs: number): Promise<void> {
+    let channel = this.publisher.current;
+    if (channel === undefined || channel !== this.replyChannel) {
+      channel = await this.publisher.getChannel();
+      await this.ensureReplyConsumer(channel);
+    }
+    await this.publisher.publishOn(channel, request.exchange, request.routingKey, request.content, {
+      ...request.properties,
+      replyTo: DIRECT_REPLY_TO,
+      correlationId,
+      // A call that timed out must not run late: the broker drops the request instead.
+      expiration: String(Math.max(1, Math.ceil(timeoutMs))),
+    });
+  }
+
+  private async openPrivateQueue(
+    correlationId: string,
+    call: PendingCall,
+    onRelease: (release: () => void) => void,
+  ): Promise<{ channel: TransportChannel; queue: string }> {
+    const channel = await this.publisher.getChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+    const { consumerTag } = await channel.consume(
+      queue,
+      (message) => {
+        if (message === null) return;
+        // Python postage replies carry no correlation id: the private queue is the correlation.
+        const id = message.properties.correlationId;
+        if (id !== undefined && id !== correlationId) return;
+        call.settle(this.decodeReply(message));
+      },
+      { noAck: true },
+    );
+    // Cancelling the only consumer of an auto-delete queue deletes the queue.
+    onRelease(() => {
+      channel.cancel(consumerTag).catch(() => undefined);
+    });
+    return { channel, queue };
+  }
+
+  private ensureReplyConsumer(channel: TransportChannel): Promise<void> {
+    if (this.replyChannel === channel) return Promise.resolve();
+    if (this.replySetup?.channel === channel) return this.replySetup.ready;
+    const ready = channel
+      .consume(DIRECT_REPLY_TO, (message) => this.onDirectReply(channel, message), { noAck: true })
+      .then(() => {
+        this.replyChannel = channel;
+      });
+    channel.on('close', () => {
+      if (this.replyChannel === channel) this.replyChannel = undefined;
+      if (this.replySetup?.channel === channel) this.replySetup = undefined;
+    });
+    this.replySetup = { channel, ready };
+    ready.catch(() => {
+      if (this.replySetup?.channel === channel) this.replySetup = undefined;
+    });
+    return ready;
+  }
+
+  private onDirectReply(channel: TransportChannel, message: TransportMessage | null): void {
+    if (message === null) {
+      if (this.replyChannel === channel) this.replyChannel = undefined;
+      return;
+    }
+    const id = message.properties.correlationId;
+    const call = id === undefined ? undefined : this.pending.get(id);
+    if (call === undefined) {
+      // A late reply (the call gave up) or one without a correlation id (a Python postage
+      // server: use rpcReplyMode 'per-call' to call those).
+      this.logger.debug('reply dropped: no pending call has its correlation id', { correlationId: id });
+      return;
+    }
+    call.settle(this.decodeReply(message));
+  }
+
+  private tryDecode(message: TransportMessage): unknown {
+    try {
+      return this.encoder.decode(message.content);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Any reply becomes a result: one that is not a valid result message is a MessageResultError. */
+  private decodeReply(message: TransportMessage): RpcResult {
+    let body: unknown;
+    try {
+      body = this.encoder.decode(message.content);
+    } catch (err) {
+      return malformed(err instanceof PostageError ? err.message : String(err));
+    }
+    if (!isEnvelope(body) || body.type !== 'result' || !isResultContent(body.content)) {
+      return malformed(`not a result message: ${truncate(JSON.stringify(body))}`);
+    }
+    return resultFromBody({ ...body, content: body.content });
+  }
+}
+
+function malformed(detail: string): MessageResultError {
+  const result = new MessageResultError(`Malformed reply ${detail}`);
+  result.error = new ValidationError(ErrorCode.RPC_MALFORMED_REPLY, `malformed RPC reply: ${detail}`);
+  return result;
+}
+
+function closedError(): PostageError {
+  return new PostageError(ErrorCode.CLOSED, 'the producer was closed before the reply came');
+}
+
+function truncate(text: string | undefined): string {
+  if (text === undefined) return 'undefined';
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}

@@ -1,0 +1,66 @@
+import type { MessageProcessor, RunResult } from './processor';
+
+/**
+ * Runs several processors in one process until all of them have quit (the role of postage's
+ * MicroScheduler, without its busy loop). When one receives `restart`, the others are stopped
+ * cleanly and the program is restarted once.
+ *
+ * @example
+ * ```ts
+ * const scheduler = new MicroScheduler();
+ * scheduler.add(new LogProcessor());
+ * scheduler.add(new EchoProcessor());
+ * await scheduler.run();
+ * ```
+ */
+export class MicroScheduler {
+  private readonly processors: MessageProcessor[] = [];
+
+  /** Adds a processor; it starts when {@link MicroScheduler.run} is called (or at once if running). */
+  add(processor: MessageProcessor): this {
+    processor.managedRestart = true;
+    this.processors.push(processor);
+    return this;
+  }
+
+  /** Alias of {@link MicroScheduler.add} for postage users. */
+  add_microthread(processor: MessageProcessor): this {
+    return this.add(processor);
+  }
+
+  /**
+   * Runs every processor; resolves with their results when all have stopped. If one fails to
+   * start or loses its channel, the others are stopped and the error is thrown.
+   */
+  async run(): Promise<RunResult[]> {
+    let restarter: MessageProcessor | undefined;
+    const runs = this.processors.map(async (processor) => {
+      try {
+        const result = await processor.run();
+        if (result.reason === 'restart' && restarter === undefined) {
+          restarter = processor;
+          await Promise.all(this.processors.map((p) => p.stop('restart')));
+        }
+        return result;
+      } catch (err) {
+        await Promise.all(this.processors.map((p) => p.stop('stopped')));
+        throw err;
+      }
+    });
+    const results = await Promise.all(runs);
+    restarter?.restartProcess();
+    return results;
+  }
+
+  /** Alias of {@link MicroScheduler.run}. */
+  main(): Promise<RunResult[]> {
+    return this.run();
+  }
+}
+
+/** Runs processors until all have quit: `await runAll([a, b])`. */
+export function runAll(processors: readonly MessageProcessor[]): Promise<RunResult[]> {
+  const scheduler = new MicroScheduler();
+  for (const processor of processors) scheduler.add(processor);
+  return scheduler.run();
+}
