@@ -13,6 +13,7 @@ module.exports = {
       testEnvironment: 'node',
       roots: ['<rootDir>/spec/unit'],
       testMatch: ['**/*.spec.ts'],
+      setupFiles: ['<rootDir>/spec/helpers/setup.ts'],
       transform: { '^.+\\.ts$': tsJest },
     },
     {
@@ -20,6 +21,7 @@ module.exports = {
       testEnvironment: 'node',
       roots: ['<rootDir>/spec/broker'],
       testMatch: ['**/*.spec.ts'],
+      setupFiles: ['<rootDir>/spec/helpers/setup.ts'],
       transform: { '^.+\\.ts$': tsJest },
     },
   ],

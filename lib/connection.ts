@@ -65,10 +65,12 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   private opening: Promise<TransportConnection> | undefined;
   private closing: Promise<void> | undefined;
   private exchanges = new Map<string, Promise<void>>();
-  /** Exchange definitions (by identity) declared on the connection of that generation. */
+  /** Exchange definitions (by identity) declared in that epoch. */
   private declaredDefinitions = new WeakMap<ExchangeDefinition, number>();
   /** Incremented for every new underlying connection. */
   private generation = 0;
+  /** Incremented on every new connection and when a declaration goes stale (exchange deleted). */
+  private epoch = 0;
   private topology: Promise<{ channel: TransportChannel; generation: number }> | undefined;
   private blockedReason: string | undefined;
 
@@ -142,6 +144,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     const key = exchangeKey(exchange);
     let declared = this.exchanges.get(key);
     if (declared === undefined) {
+      const epoch = this.epoch;
       declared = this.withTopology(async (channel, generation) => {
         if (exchange.passive || exchange.name.startsWith('amq.')) {
           await channel.checkExchange(exchange.name);
@@ -154,7 +157,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
           });
         }
         // Declared on the connection of that generation: a reconnect makes it stale.
-        if (generation === this.generation) this.declaredDefinitions.set(exchange, generation);
+        if (generation === this.generation && epoch === this.epoch) this.declaredDefinitions.set(exchange, epoch);
         this.logger.debug('exchange declared', { exchange: exchange.name, type: exchange.exchange_type });
       }, `declare exchange '${exchange.name}'`);
       // A failed declaration is retried on next use.
@@ -170,8 +173,17 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   isExchangeDeclared(exchange: ExchangeDefinition): boolean {
     return (
       exchange.name === '' ||
-      (this.current !== undefined && this.declaredDefinitions.get(exchange) === this.generation)
+      (this.current !== undefined && this.declaredDefinitions.get(exchange) === this.epoch)
     );
+  }
+
+  /**
+   * Forgets that exchanges were declared (the broker said one does not exist: deleted by an
+   * operator, or auto-deleted): each is declared again on its next use.
+   */
+  forgetExchanges(): void {
+    this.epoch++;
+    this.exchanges.clear();
   }
 
   /**
@@ -265,6 +277,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.current = connection;
     this.currentEndpoint = endpoint;
     this.generation++;
+    this.epoch++;
     let lastError: PostageError | undefined;
     connection.on('error', (err: Error) => {
       lastError = toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection error');

@@ -338,13 +338,16 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       const route = routes[i] as Route;
       // Handlers must not see each other's changes: copies for all but the last one.
       const source = route.fullBody ? body : body.content;
-      const data = i < routes.length - 1 ? structuredClone(source) : source;
+      const copy = i < routes.length - 1 ? structuredClone(source) : source;
       try {
-        await this.invoke(route, data, undefined, context);
+        const data = this.prepare(route, copy);
+        await route.invoke(data, undefined, context);
       } catch (err) {
         if (err instanceof FilterError) continue;
         rejected = true;
-        if (err instanceof RejectMessage) {
+        if (err instanceof InvalidContent) {
+          this.logger.error('invalid content: message rejected', { handler: route.label, reason: err.error.message });
+        } else if (err instanceof RejectMessage) {
           this.logger.info('message rejected by its handler', { handler: route.label, reason: err.message });
         } else {
           this.logger.error('handler failed: message rejected', { handler: route.label, error: err });
@@ -376,7 +379,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     const context = new DeliveryContext(this, body, message, queue);
     try {
-      const returned = await this.invoke(route, route.fullBody ? body : body.content, reply, context);
+      const data = this.prepare(route, route.fullBody ? body : body.content);
+      const returned = await route.invoke(data, reply, context);
       if (!replied) {
         reply(
           returned === undefined
@@ -391,6 +395,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         this.consumer.ack(message);
         return;
       }
+      if (err instanceof InvalidContent) {
+        // Bad input is the caller's error, not an exception of the handler.
+        if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
+        this.logger.warn('rpc with invalid content: answered with an error', { handler: label, reason: err.error.message });
+        this.consumer.reject(message, false);
+        return;
+      }
       const error = err instanceof Error ? err : new Error(String(err));
       if (!replied) reply(new MessageResultException(error.name, error.message));
       if (err instanceof RejectMessage) {
@@ -402,16 +413,18 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
   }
 
-  private async invoke(
-    route: Route,
-    data: unknown,
-    reply: ReplyFunction | undefined,
-    context: HandlerContext,
-  ): Promise<unknown> {
+  /** Runs the filters, then the schema check (its failure is an {@link InvalidContent}). */
+  private prepare(route: Route, data: unknown): unknown {
     let filtered = data;
     for (const filter of route.filters) filtered = filter.fn(filtered, ...filter.args);
-    if (route.validate !== undefined) route.validate(route.fullBody ? (filtered as ReceivedBody).content : filtered);
-    return await route.invoke(filtered, reply, context);
+    if (route.validate !== undefined) {
+      try {
+        route.validate(route.fullBody ? (filtered as ReceivedBody).content : filtered);
+      } catch (err) {
+        throw new InvalidContent(err as ValidationError);
+      }
+    }
+    return filtered;
   }
 
   private sendReply(request: TransportMessage, result: unknown): void {
@@ -516,6 +529,11 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     return { label, fullBody, filters, validate, invoke };
   }
+}
+
+/** A content that fails its handler's schema. */
+class InvalidContent {
+  constructor(readonly error: ValidationError) {}
 }
 
 function isHandlerClass(value: unknown): value is HandlerClass {

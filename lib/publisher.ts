@@ -8,6 +8,7 @@ import { ChannelError, ErrorCode, PostageError, PublishError, toPostageError } f
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
 
 interface Pending {
+  readonly channel: TransportChannel;
   readonly resolve: () => void;
   readonly reject: (error: PostageError) => void;
   readonly exchange: string;
@@ -27,6 +28,11 @@ export class Publisher {
   /** Set while the channel's write buffer is full; publishes wait for 'drain'. */
   private draining: Promise<void> | undefined;
   private closed = false;
+  /**
+   * Why a channel closed (e.g. 404 no exchange), for its unconfirmed publishes' errors. Set on
+   * 'error', which amqplib emits before it fails the confirm callbacks.
+   */
+  private readonly closeReasons = new WeakMap<TransportChannel, PostageError>();
 
   constructor(private readonly connection: Connection) {}
 
@@ -67,7 +73,7 @@ export class Publisher {
     options: PublishOptions,
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const pending: Pending = { resolve, reject, exchange, routingKey, returned: undefined };
+      const pending: Pending = { channel, resolve, reject, exchange, routingKey, returned: undefined };
       const id = options.mandatory === true ? options.messageId : undefined;
       if (id !== undefined) this.track(id, pending);
       let writable: boolean;
@@ -108,27 +114,23 @@ export class Publisher {
 
   private async open(): Promise<TransportChannel> {
     const channel = await this.connection.createChannel(true);
-    let lastError: PostageError | undefined;
     channel.on('error', (err: Error) => {
-      lastError = toPostageError(err, ErrorCode.CHANNEL_CLOSED, 'publishing channel');
+      const reason = toPostageError(err, ErrorCode.CHANNEL_CLOSED, 'publishing channel');
+      this.closeReasons.set(channel, reason);
+      // "no exchange 'x'": the exchange was deleted; declare it again on next use.
+      if (reason.code === ErrorCode.NOT_FOUND) this.connection.forgetExchanges();
     });
     channel.on('return', (message: TransportMessage) => this.onReturn(message));
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
-      // amqplib fails every unconfirmed callback with "channel closed" right after; keep
-      // the broker's reason (e.g. 404 no exchange) for those rejections.
-      this.closeReason = lastError;
     });
     if (this.closed) {
       await channel.close().catch(() => undefined);
       throw new PostageError(ErrorCode.CLOSED, 'the producer is closed');
     }
     this.channel = channel;
-    this.closeReason = undefined;
     return channel;
   }
-
-  private closeReason: PostageError | undefined;
 
   private settle(pending: Pending, id: string | undefined, err: unknown): void {
     if (id !== undefined) this.untrack(id, pending);
@@ -152,7 +154,7 @@ export class Publisher {
     const text = err instanceof Error ? err.message : String(err);
     const where = `publish to exchange '${pending.exchange}' with key '${pending.routingKey}'`;
     if (/nack/i.test(text)) return new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`);
-    const reason = this.closeReason;
+    const reason = this.closeReasons.get(pending.channel);
     if (reason !== undefined) {
       return reason instanceof ChannelError && reason.code !== ErrorCode.CHANNEL_CLOSED
         ? new ChannelError(reason.code, `${where}: ${reason.message}`, { cause: reason, replyCode: reason.replyCode ?? 0 })

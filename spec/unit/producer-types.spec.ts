@@ -17,6 +17,6 @@ describe('producer types', () => {
     // Any valid line failing, or any @ts-expect-error line compiling ("Unused '@ts-expect-error'"), shows up here.
     expect(diagnostics).toEqual([]);
     const source = ts.sys.readFile(fixture) ?? '';
-    expect(source.match(/// @ts-expect-error/g)?.length).toBe(11);
+    expect(source.match(/\/\/ @ts-expect-error/g)?.length).toBe(11);
   }, 60_000);
 });
