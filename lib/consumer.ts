@@ -80,36 +80,36 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   readonly connection: Connection;
   readonly prefetch: number;
   readonly encoder: Encoder;
-  private readonly ownsConnection: boolean;
-  private readonly bindings: Binding[] = [];
-  private readonly queues = new Map<string, QueueState>();
-  private channel: TransportChannel | undefined;
-  private opening: Promise<TransportChannel> | undefined;
-  private onDelivery: DeliveryHandler | undefined;
-  private closed = false;
-  private pendingEqk: Eqk;
+  readonly #ownsConnection: boolean;
+  readonly #bindings: Binding[] = [];
+  readonly #queues = new Map<string, QueueState>();
+  #channel: TransportChannel | undefined;
+  #opening: Promise<TransportChannel> | undefined;
+  #onDelivery: DeliveryHandler | undefined;
+  #closed = false;
+  #pendingEqk: Eqk;
 
   constructor(options: ConsumerOptions & { eqk?: Eqk } = {}) {
     const connection = options.connection ?? new Connection(options);
     super(options.logger ?? connection.logger);
     this.connection = connection;
-    this.ownsConnection = options.connection === undefined;
+    this.#ownsConnection = options.connection === undefined;
     this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
     if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0 && this.prefetch <= 65_535)) {
       throw new PostageError(ErrorCode.INVALID_ARGUMENT, `prefetch must be an integer in 0..65535, got ${this.prefetch}`);
     }
     this.encoder = options.encoder ?? jsonEncoder;
-    this.pendingEqk = options.eqk ?? (this.constructor as typeof GenericConsumer).eqk;
+    this.#pendingEqk = options.eqk ?? (this.constructor as typeof GenericConsumer).eqk;
   }
 
   /** The (queue, key) pairs bound so far (postage's `qk_list`). */
   get qkList(): ReadonlyArray<readonly [string, string]> {
-    return this.bindings.map((b) => [b.queue, b.key] as const);
+    return this.#bindings.map((b) => [b.queue, b.key] as const);
   }
 
   /** The queues consumed (or to be consumed). */
   get queueNames(): string[] {
-    return [...this.queues.keys()];
+    return [...this.#queues.keys()];
   }
 
   /** Adds bindings; they are declared now if consuming, otherwise when consuming starts. */
@@ -130,20 +130,20 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
    * when `''` was given).
    */
   async queueBind(exchange: ExchangeDefinition, queue: QueueSpec, key: string, flags?: QueueFlags): Promise<string> {
-    this.assertOpen();
+    this.#assertOpen();
     const spec = typeof queue === 'string' ? { name: queue, flags: flags ?? {} } : { name: queue.name, flags: { ...queue.flags, ...flags } };
     await this.connection.declareExchange(exchange);
-    const name = await this.declareQueue(spec.name, spec.flags);
+    const name = await this.#declareQueue(spec.name, spec.flags);
     await this.connection.withTopology(
       (channel) => channel.bindQueue(name, exchange.name, key),
       `bind queue '${name}' to '${exchange.name}' with '${key}'`,
     );
-    if (!this.bindings.some((b) => b.exchange.name === exchange.name && b.queue === name && b.key === key)) {
-      this.bindings.push({ exchange, queue: name, key });
+    if (!this.#bindings.some((b) => b.exchange.name === exchange.name && b.queue === name && b.key === key)) {
+      this.#bindings.push({ exchange, queue: name, key });
     }
     this.logger.debug('queue bound', { queue: name, exchange: exchange.name, key });
-    if (!this.queues.has(name)) this.queues.set(name, { flags: spec.flags, consumerTag: undefined });
-    if (this.onDelivery !== undefined) await this.consumeQueue(name);
+    if (!this.#queues.has(name)) this.#queues.set(name, { flags: spec.flags, consumerTag: undefined });
+    if (this.#onDelivery !== undefined) await this.#consumeQueue(name);
     return name;
   }
 
@@ -157,14 +157,14 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
    * bindings, are still processed.
    */
   async queueUnbind(exchange: ExchangeDefinition, queue: string, key: string): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     await this.connection.declareExchange(exchange);
     await this.connection.withTopology(
       (channel) => channel.unbindQueue(queue, exchange.name, key),
       `unbind queue '${queue}' from '${exchange.name}' with '${key}'`,
     );
-    const index = this.bindings.findIndex((b) => b.exchange.name === exchange.name && b.queue === queue && b.key === key);
-    if (index >= 0) this.bindings.splice(index, 1);
+    const index = this.#bindings.findIndex((b) => b.exchange.name === exchange.name && b.queue === queue && b.key === key);
+    if (index >= 0) this.#bindings.splice(index, 1);
   }
 
   /** Alias of {@link GenericConsumer.queueUnbind}. */
@@ -174,21 +174,21 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
 
   /** Declares the pending bindings and consumes every queue once. Resolves when all consume. */
   async startConsuming(onDelivery: DeliveryHandler): Promise<void> {
-    this.assertOpen();
-    const eqk = this.pendingEqk;
-    this.pendingEqk = [];
+    this.#assertOpen();
+    const eqk = this.#pendingEqk;
+    this.#pendingEqk = [];
     await this.addEqk(eqk);
-    this.onDelivery = onDelivery;
-    await this.getChannel();
-    for (const name of this.queues.keys()) await this.consumeQueue(name);
+    this.#onDelivery = onDelivery;
+    await this.#getChannel();
+    for (const name of this.#queues.keys()) await this.#consumeQueue(name);
   }
 
   /** Cancels every consumer: no new deliveries. Messages in flight can still be acked. */
   async stopConsuming(): Promise<void> {
-    this.onDelivery = undefined;
-    const channel = this.channel;
+    this.#onDelivery = undefined;
+    const channel = this.#channel;
     const tags: string[] = [];
-    for (const state of this.queues.values()) {
+    for (const state of this.#queues.values()) {
       if (state.consumerTag !== undefined) tags.push(state.consumerTag);
       state.consumerTag = undefined;
     }
@@ -199,7 +199,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   /** Acknowledges a message. A no-op (logged) when its channel is gone: the broker requeues it. */
   ack(message: TransportMessage): void {
     try {
-      this.channel?.ack(message);
+      this.#channel?.ack(message);
     } catch (err) {
       this.logger.debug('ack on a closed channel: the broker will redeliver', { error: err });
     }
@@ -208,7 +208,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   /** Rejects a message; without requeue it is dead-lettered (or dropped when the queue has no DLX). */
   reject(message: TransportMessage, requeue = false): void {
     try {
-      this.channel?.reject(message, requeue);
+      this.#channel?.reject(message, requeue);
     } catch (err) {
       this.logger.debug('reject on a closed channel: the broker will redeliver', { error: err });
     }
@@ -224,23 +224,23 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
    * on the same channel, so the reply always precedes the ack).
    */
   publish(exchange: string, routingKey: string, content: Buffer, properties: Record<string, unknown>): void {
-    const channel = this.channel;
+    const channel = this.#channel;
     if (channel === undefined) throw new ConnectionError(ErrorCode.CHANNEL_CLOSED, 'the consuming channel is closed');
     channel.publish(exchange, routingKey, content, properties);
   }
 
   /** Stops consuming and closes the channel (and the connection if this consumer opened it). */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.#closed) return;
     await this.stopConsuming();
-    this.closed = true;
-    const channel = this.channel ?? (await this.opening?.catch(() => undefined));
-    this.channel = undefined;
+    this.#closed = true;
+    const channel = this.#channel ?? (await this.#opening?.catch(() => undefined));
+    this.#channel = undefined;
     if (channel !== undefined) await channel.close().catch(() => undefined);
-    if (this.ownsConnection) await this.connection.close();
+    if (this.#ownsConnection) await this.connection.close();
   }
 
-  private async declareQueue(name: string, flags: QueueFlags): Promise<string> {
+  async #declareQueue(name: string, flags: QueueFlags): Promise<string> {
     const reply = await this.connection.withTopology(async (channel) => {
       if (flags.passive === true) return channel.checkQueue(name);
       const options: QueueOptions = {
@@ -254,11 +254,11 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     return reply.queue;
   }
 
-  private async consumeQueue(name: string): Promise<void> {
-    const state = this.queues.get(name);
-    const onDelivery = this.onDelivery;
+  async #consumeQueue(name: string): Promise<void> {
+    const state = this.#queues.get(name);
+    const onDelivery = this.#onDelivery;
     if (state === undefined || state.consumerTag !== undefined || onDelivery === undefined) return;
-    const channel = await this.getChannel();
+    const channel = await this.#getChannel();
     try {
       const { consumerTag } = await channel.consume(
         name,
@@ -266,7 +266,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
           if (message === null) state.consumerTag = undefined;
           // amqplib closes the channel if this callback throws: it must not.
           try {
-            this.onDelivery?.(message, name);
+            this.#onDelivery?.(message, name);
           } catch (err) {
             this.logger.error('delivery handler threw', { error: err, queue: name });
           }
@@ -280,35 +280,35 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     this.logger.debug('consuming', { queue: name });
   }
 
-  private getChannel(): Promise<TransportChannel> {
-    if (this.channel !== undefined) return Promise.resolve(this.channel);
-    this.opening ??= this.openChannel().finally(() => {
-      this.opening = undefined;
+  #getChannel(): Promise<TransportChannel> {
+    if (this.#channel !== undefined) return Promise.resolve(this.#channel);
+    this.#opening ??= this.#openChannel().finally(() => {
+      this.#opening = undefined;
     });
-    return this.opening;
+    return this.#opening;
   }
 
-  private async openChannel(): Promise<TransportChannel> {
+  async #openChannel(): Promise<TransportChannel> {
     const channel = await this.connection.createChannel(false);
     let lastError: PostageError | undefined;
     channel.on('error', (err: Error) => {
       lastError = toPostageError(err, ErrorCode.CHANNEL_CLOSED, 'consuming channel');
     });
     channel.on('close', () => {
-      if (this.channel !== channel) return;
-      this.channel = undefined;
-      const wasConsuming = [...this.queues.values()].some((q) => q.consumerTag !== undefined);
-      for (const state of this.queues.values()) state.consumerTag = undefined;
-      if (!this.closed && wasConsuming) {
+      if (this.#channel !== channel) return;
+      this.#channel = undefined;
+      const wasConsuming = [...this.#queues.values()].some((q) => q.consumerTag !== undefined);
+      for (const state of this.#queues.values()) state.consumerTag = undefined;
+      if (!this.#closed && wasConsuming) {
         this.emit('lost', lastError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, 'the consuming channel closed'));
       }
     });
     if (this.prefetch > 0) await channel.prefetch(this.prefetch);
-    this.channel = channel;
+    this.#channel = channel;
     return channel;
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new PostageError(ErrorCode.CLOSED, 'the consumer is closed');
+  #assertOpen(): void {
+    if (this.#closed) throw new PostageError(ErrorCode.CLOSED, 'the consumer is closed');
   }
 }

@@ -114,15 +114,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * scheduler restarts the program once every processor has stopped.
    */
   managedRestart = false;
-  private readonly routes = new Map<string, Route[]>();
-  private readonly debug: boolean;
-  private inFlight = 0;
-  private idle: (() => void) | undefined;
-  private starting: Promise<void> | undefined;
-  private stopping: Promise<RunResult> | undefined;
-  private finished: Promise<RunResult>;
-  private finish!: (result: RunResult) => void;
-  private fail!: (error: PostageError) => void;
+  readonly #routes = new Map<string, Route[]>();
+  readonly #debug: boolean;
+  #inFlight = 0;
+  #idle: (() => void) | undefined;
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<RunResult> | undefined;
+  #finished: Promise<RunResult>;
+  #finish!: (result: RunResult) => void;
+  #fail!: (error: PostageError) => void;
 
   constructor(options: ProcessorOptions = {}) {
     const consumer = new GenericConsumer({
@@ -132,17 +132,17 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     super(options.logger ?? consumer.logger);
     this.consumer = consumer;
     this.encoder = consumer.encoder;
-    this.debug = consumer.connection.config.debug;
+    this.#debug = consumer.connection.config.debug;
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
-    this.finished = new Promise<RunResult>((resolve, reject) => {
-      this.finish = resolve;
-      this.fail = reject;
+    this.#finished = new Promise<RunResult>((resolve, reject) => {
+      this.#finish = resolve;
+      this.#fail = reject;
     });
     // Nobody may await run(): an unobserved rejection must not crash the process.
-    this.finished.catch(() => undefined);
-    this.consumer.on('lost', (error) => this.onLost(error));
+    this.#finished.catch(() => undefined);
+    this.consumer.on('lost', (error) => this.#onLost(error));
     this.consumer.on('error', (error) => this.reportError(error, 'consumer'));
-    this.buildRoutes(collectHandlers(new.target));
+    this.#buildRoutes(collectHandlers(new.target));
   }
 
   /** The connection the processor consumes on. */
@@ -152,7 +152,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
 
   /** Messages being handled right now. */
   get handling(): number {
-    return this.inFlight;
+    return this.#inFlight;
   }
 
   /**
@@ -167,25 +167,25 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   ): this {
     const category = options.rpc === true ? Category.rpc : Category.message;
     const key = routeKey(category, type, name);
-    const existing = this.routes.get(key) ?? [];
+    const existing = this.#routes.get(key) ?? [];
     if (category === Category.rpc && existing.length > 0) {
       throw new PostageError(ErrorCode.AMBIGUOUS_HANDLER, `an RPC handler for ${type} '${String(name)}' exists already`);
     }
     const filters = (options.filters ?? []).map((f) =>
       typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
     );
-    existing.push(this.route(`${type} '${String(name)}'`, handler, options.fullBody === true, filters, options));
-    this.routes.set(key, existing);
+    existing.push(this.#route(`${type} '${String(name)}'`, handler, options.fullBody === true, filters, options));
+    this.#routes.set(key, existing);
     return this;
   }
 
   /** Declares the bindings and starts consuming; resolves once every queue is consumed. */
   start(): Promise<void> {
-    this.starting ??= (async () => {
-      await this.consumer.startConsuming((message, queue) => this.onDelivery(message, queue));
+    this.#starting ??= (async () => {
+      await this.consumer.startConsuming((message, queue) => this.#onDelivery(message, queue));
       this.emit('status', { type: 'consuming', queues: this.consumer.queueNames });
     })();
-    return this.starting;
+    return this.#starting;
   }
 
   /**
@@ -200,18 +200,18 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       await this.stop('stopped').catch(() => undefined);
       throw error;
     }
-    return this.finished;
+    return this.#finished;
   }
 
   /** Resolves when the processor has stopped (whatever started it). */
   get done(): Promise<RunResult> {
-    return this.finished;
+    return this.#finished;
   }
 
   /** Stops: cancels its consumers, waits for the handlers in flight, closes. Idempotent. */
   stop(reason: StopReason = 'stopped'): Promise<RunResult> {
-    this.stopping ??= this.doStop(reason);
-    return this.stopping;
+    this.#stopping ??= this.#doStop(reason);
+    return this.#stopping;
   }
 
   /** Alias of {@link MessageProcessor.stop}. */
@@ -262,30 +262,30 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.restart();
   }
 
-  private async doStop(reason: StopReason): Promise<RunResult> {
+  async #doStop(reason: StopReason): Promise<RunResult> {
     this.emit('status', { type: 'stopping', reason });
-    await this.starting?.catch(() => undefined);
+    await this.#starting?.catch(() => undefined);
     await this.consumer.stopConsuming();
-    if (this.inFlight > 0) {
+    if (this.#inFlight > 0) {
       await new Promise<void>((resolve) => {
-        this.idle = resolve;
+        this.#idle = resolve;
       });
     }
     await this.consumer.close();
     const result: RunResult = { reason };
     this.emit('status', { type: 'stopped', reason });
-    this.finish(result);
+    this.#finish(result);
     return result;
   }
 
-  private onLost(error: PostageError): void {
-    if (this.stopping !== undefined) return;
+  #onLost(error: PostageError): void {
+    if (this.#stopping !== undefined) return;
     this.reportError(error, 'processor lost its channel');
-    this.fail(error);
+    this.#fail(error);
     void this.stop('stopped');
   }
 
-  private onDelivery(message: TransportMessage | null, queue: string): void {
+  #onDelivery(message: TransportMessage | null, queue: string): void {
     if (message === null) {
       this.reportError(
         new PostageError(ErrorCode.NOT_FOUND, `the broker cancelled the consumer of queue '${queue}' (deleted?)`),
@@ -293,40 +293,40 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       );
       return;
     }
-    this.inFlight++;
-    void this.dispatch(message, queue);
+    this.#inFlight++;
+    void this.#dispatch(message, queue);
   }
 
-  private async dispatch(message: TransportMessage, queue: string): Promise<void> {
+  async #dispatch(message: TransportMessage, queue: string): Promise<void> {
     try {
       let body: unknown;
       try {
         body = this.encoder.decode(message.content);
         assertEnvelope(body);
       } catch (err) {
-        this.badMessage(message, queue, err);
+        this.#badMessage(message, queue, err);
         return;
       }
-      if (this.debug) {
+      if (this.#debug) {
         this.logger.debug('<-- receive', { queue, type: body.type, name: body.name, category: body.category });
       }
-      if (body.category === Category.rpc) await this.dispatchRpc(message, queue, body);
-      else await this.dispatchMessage(message, queue, body);
+      if (body.category === Category.rpc) await this.#dispatchRpc(message, queue, body);
+      else await this.#dispatchMessage(message, queue, body);
     } catch (err) {
       // Only a bug in postage gets here; never lose the message silently, never crash.
       this.logger.error('dispatch failed', { error: err, queue });
       this.consumer.reject(message, false);
     } finally {
-      if (--this.inFlight === 0 && this.idle !== undefined) {
-        const idle = this.idle;
-        this.idle = undefined;
+      if (--this.#inFlight === 0 && this.#idle !== undefined) {
+        const idle = this.#idle;
+        this.#idle = undefined;
         idle();
       }
     }
   }
 
-  private async dispatchMessage(message: TransportMessage, queue: string, body: ReceivedBody): Promise<void> {
-    const routes = this.routes.get(routeKey(Category.message, body.type, body.name));
+  async #dispatchMessage(message: TransportMessage, queue: string, body: ReceivedBody): Promise<void> {
+    const routes = this.#routes.get(routeKey(Category.message, body.type, body.name));
     if (routes === undefined) {
       this.logger.debug('no handler for message: acked', { type: body.type, name: body.name, queue });
       this.consumer.ack(message);
@@ -340,7 +340,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       const source = route.fullBody ? body : body.content;
       const copy = i < routes.length - 1 ? structuredClone(source) : source;
       try {
-        const data = this.prepare(route, copy);
+        const data = this.#prepare(route, copy);
         await route.invoke(data, undefined, context);
       } catch (err) {
         if (err instanceof FilterError) continue;
@@ -358,8 +358,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     else this.consumer.ack(message);
   }
 
-  private async dispatchRpc(message: TransportMessage, queue: string, body: ReceivedBody): Promise<void> {
-    const routes = this.routes.get(routeKey(Category.rpc, body.type, body.name));
+  async #dispatchRpc(message: TransportMessage, queue: string, body: ReceivedBody): Promise<void> {
+    const routes = this.#routes.get(routeKey(Category.rpc, body.type, body.name));
     const label = `${body.type} '${String(body.name)}'`;
     let replied = false;
     const reply: ReplyFunction = (result) => {
@@ -368,7 +368,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         return;
       }
       replied = true;
-      this.sendReply(message, result);
+      this.#sendReply(message, result);
     };
     const route = routes?.[routes.length - 1];
     if (route === undefined) {
@@ -379,7 +379,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     const context = new DeliveryContext(this, body, message, queue);
     try {
-      const data = this.prepare(route, route.fullBody ? body : body.content);
+      const data = this.#prepare(route, route.fullBody ? body : body.content);
       const returned = await route.invoke(data, reply, context);
       if (!replied) {
         reply(
@@ -414,7 +414,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   /** Runs the filters, then the schema check (its failure is an {@link InvalidContent}). */
-  private prepare(route: Route, data: unknown): unknown {
+  #prepare(route: Route, data: unknown): unknown {
     let filtered = data;
     for (const filter of route.filters) filtered = filter.fn(filtered, ...filter.args);
     if (route.validate !== undefined) {
@@ -427,7 +427,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     return filtered;
   }
 
-  private sendReply(request: TransportMessage, result: unknown): void {
+  #sendReply(request: TransportMessage, result: unknown): void {
     const replyTo = request.properties.replyTo;
     if (typeof replyTo !== 'string' || replyTo === '') {
       this.logger.warn('rpc request without reply_to: reply dropped', { messageId: request.properties.messageId });
@@ -447,13 +447,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     if (correlationId !== undefined) properties['correlationId'] = correlationId;
     try {
       this.consumer.publish('', replyTo, content, properties);
-      if (this.debug) this.logger.debug('--> reply', { replyTo, correlationId });
+      if (this.#debug) this.logger.debug('--> reply', { replyTo, correlationId });
     } catch (err) {
       this.logger.warn('rpc reply not sent: channel closed', { error: err });
     }
   }
 
-  private badMessage(message: TransportMessage, queue: string, err: unknown): void {
+  #badMessage(message: TransportMessage, queue: string, err: unknown): void {
     const error = err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
     this.logger.error('bad message rejected', {
       queue,
@@ -464,12 +464,12 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     });
     // A caller waiting on an RPC gets an answer at once instead of a timeout.
     if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
-      this.sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
+      this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
     }
     this.consumer.reject(message, false);
   }
 
-  private buildRoutes(entries: HandlerEntry[]): void {
+  #buildRoutes(entries: HandlerEntry[]): void {
     const byKey = new Map<string, HandlerEntry[]>();
     for (const entry of entries) {
       const key = routeKey(entry.category, entry.type, entry.name);
@@ -491,7 +491,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         }
         chosen = [last];
       }
-      this.routes.set(
+      this.#routes.set(
         key,
         chosen.map((entry) => {
           const handler = entry.isStatic
@@ -500,7 +500,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
           if (typeof handler !== 'function') {
             throw new PostageError(ErrorCode.INVALID_ARGUMENT, `handler ${String(entry.member)} is not a function or class`);
           }
-          return this.route(
+          return this.#route(
             `${String(entry.member)} (${entry.type} '${String(entry.name)}')`,
             handler as HandlerFunction | HandlerClass,
             entry.fullBody,
@@ -512,7 +512,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
   }
 
-  private route(
+  #route(
     label: string,
     handler: HandlerFunction | HandlerClass,
     fullBody: boolean,

@@ -68,6 +68,8 @@ export interface ProducerOptions extends ConnectionOptions {
 /** Default largest message: RabbitMQ 3.10's `max_message_size`. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 134_217_728;
 
+const RAW = Symbol('postage.raw');
+
 const SEND_KEYS: ReadonlySet<string> = new Set(['_key', '_eks']);
 const RPC_KEYS: ReadonlySet<string> = new Set(['_key', '_eks', '_timeout', '_max_retry', '_queue_only']);
 
@@ -122,20 +124,23 @@ export class GenericProducer<Commands extends object = {}> {
   readonly rpcReplyMode: RpcReplyMode;
   readonly maxMessageSize: number;
   protected readonly logger: Logger;
-  private readonly ownsConnection: boolean;
-  private readonly publisher: Publisher;
-  private readonly rpcClient: RpcClient;
-  private readonly debug: boolean;
-  private readonly generated = new Map<string, (...args: unknown[]) => Promise<unknown>>();
-  /** The instance behind the Proxy: hot paths run on it, not through the Proxy's trap. */
-  private readonly raw: this;
+  readonly #ownsConnection: boolean;
+  readonly #publisher: Publisher;
+  readonly #rpcClient: RpcClient;
+  readonly #debug: boolean;
+  readonly #generated = new Map<string, (...args: unknown[]) => Promise<unknown>>();
+  /**
+   * The instance behind the Proxy: hot paths run on it, not through the Proxy's trap (and
+   * #private members only work on it). A symbol, so it cannot collide with a user's member.
+   */
+  private readonly [RAW]: this;
 
   constructor(options: ProducerOptions = {}) {
     const statics = this.constructor as typeof GenericProducer;
-    this.ownsConnection = options.connection === undefined;
+    this.#ownsConnection = options.connection === undefined;
     this.connection = options.connection ?? new Connection(options);
     this.logger = options.logger ?? this.connection.logger;
-    this.debug = this.connection.config.debug;
+    this.#debug = this.connection.config.debug;
     const vhost = this.connection.config.endpoints[0]?.vhost;
     const own = new Fingerprint(null, null, vhost === undefined ? {} : { vhost }).asDict();
     this.fingerprint = Object.freeze({ ...own, ...fingerprintDict(options.fingerprint) });
@@ -145,11 +150,11 @@ export class GenericProducer<Commands extends object = {}> {
     this.maxRetry = nonNegativeInt(options.maxRetry ?? statics.max_retry, 'maxRetry');
     this.rpcReplyMode = replyMode(options.rpcReplyMode ?? envReplyMode() ?? statics.rpc_reply_mode);
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.publisher = new Publisher(this.connection);
-    this.rpcClient = new RpcClient(this.publisher, this.encoder, this.logger);
-    this.raw = this;
+    this.#publisher = new Publisher(this.connection);
+    this.#rpcClient = new RpcClient(this.#publisher, this.encoder, this.logger);
+    this[RAW] = this;
     // The constructor returns the Proxy: `new XxxProducer()` has the generated methods too.
-    return wrapProducer(this, (name) => this.raw.generatedMethod(name));
+    return wrapProducer(this, (name) => this[RAW].#generatedMethod(name));
   }
 
   /**
@@ -163,6 +168,11 @@ export class GenericProducer<Commands extends object = {}> {
     return asProduced(new this(...args));
   }
 
+  /** RPC calls waiting for their reply. */
+  get pendingCalls(): number {
+    return this[RAW].#rpcClient.inFlight;
+  }
+
   /** The first exchange of `eks` (where `_key` sends). */
   get default_exchange(): ExchangeDefinition | undefined {
     return this.eks[0]?.[0];
@@ -170,7 +180,7 @@ export class GenericProducer<Commands extends object = {}> {
 
   /** Opens the connection and the publishing channel now instead of on first use. */
   async connect(): Promise<void> {
-    await this.raw.publisher.getChannel();
+    await this[RAW].#publisher.getChannel();
   }
 
   /**
@@ -181,7 +191,7 @@ export class GenericProducer<Commands extends object = {}> {
    *   when the message does not encode or is too large
    */
   send(message: Message<unknown>, options: SendOptions = {}): Promise<void> {
-    return this.raw.doSend(message, options);
+    return this[RAW].#doSend(message, options);
   }
 
   /**
@@ -194,7 +204,7 @@ export class GenericProducer<Commands extends object = {}> {
   call(message: Message<unknown>, options: RpcOptions = {}): Promise<RpcResult | string> {
     // Created here so that a timeout's stack names the caller's line.
     const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, 'rpc call timed out');
-    return this.raw.doCall(message, options, timeoutError);
+    return this[RAW].#doCall(message, options, timeoutError);
   }
 
   /**
@@ -202,19 +212,19 @@ export class GenericProducer<Commands extends object = {}> {
    * postage's `message(*args)`. A trailing control-options object is taken off the arguments.
    */
   message(...args: unknown[]): Promise<void> {
-    const raw = this.raw;
+    const raw = this[RAW];
     return attempt(() => {
       const [values, options] = splitControl(args, SEND_KEYS, 'message()');
-      return raw.doSend(Message.fromArgs(values), options);
+      return raw.#doSend(Message.fromArgs(values), options);
     });
   }
 
   /** Publishes a raw body (a dictionary) as it is: no fingerprint is added. */
   forward(body: Readonly<Record<string, unknown>>, options: SendOptions = {}): Promise<void> {
-    const raw = this.raw;
+    const raw = this[RAW];
     return attempt(() => {
-      const content = raw.encode(body);
-      return raw.publishAll(raw.targets(options), content, undefined);
+      const content = raw.#encode(body);
+      return raw.#publishAll(raw.#targets(options), content, undefined);
     });
   }
 
@@ -228,9 +238,9 @@ export class GenericProducer<Commands extends object = {}> {
     queue: string,
     options: { count?: number; timeout?: number; onReply?: (body: unknown) => void } = {},
   ): Promise<RpcResult[]> {
-    const raw = this.raw;
+    const raw = this[RAW];
     return attempt(() =>
-      raw.rpcClient.consume(
+      raw.#rpcClient.consume(
         queue,
         nonNegativeInt(options.count ?? 1, 'count') || 1,
         positive(options.timeout ?? raw.rpcTimeout, 'timeout') * 1000,
@@ -252,15 +262,15 @@ export class GenericProducer<Commands extends object = {}> {
    * publishes reject with CHANNEL_CLOSED, and the connection closes if the producer opened it.
    */
   async close(): Promise<void> {
-    const raw = this.raw;
-    raw.rpcClient.close();
-    await raw.publisher.close();
-    if (raw.ownsConnection) await raw.connection.close();
+    const raw = this[RAW];
+    raw.#rpcClient.close();
+    await raw.#publisher.close();
+    if (raw.#ownsConnection) await raw.connection.close();
   }
 
   /** The generated method for a property name, or undefined. @internal */
-  private generatedMethod(name: string): ((...args: unknown[]) => Promise<unknown>) | undefined {
-    let method = this.generated.get(name);
+  #generatedMethod(name: string): ((...args: unknown[]) => Promise<unknown>) | undefined {
+    let method = this.#generated.get(name);
     if (method !== undefined) return method;
     // slice, not replace: postage's replace() turned message_send_message_x into 'send_x'.
     if (name.startsWith('message_') && name.length > 'message_'.length) {
@@ -268,7 +278,7 @@ export class GenericProducer<Commands extends object = {}> {
       method = (...args: unknown[]) =>
         attempt(() => {
           const [values, options] = splitControl(args, SEND_KEYS, name);
-          return then(this.build('message', command, values), (message) => this.doSend(message, options));
+          return then(this.#build('message', command, values), (message) => this.#doSend(message, options));
         });
     } else if (name.startsWith('rpc_') && name.length > 'rpc_'.length) {
       const command = name.slice('rpc_'.length);
@@ -276,17 +286,17 @@ export class GenericProducer<Commands extends object = {}> {
         const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, `${name} timed out`);
         return attempt(() => {
           const [values, options] = splitControl(args, RPC_KEYS, name);
-          return then(this.build('rpc', command, values), (message) => this.doCall(message, options, timeoutError));
+          return then(this.#build('rpc', command, values), (message) => this.#doCall(message, options, timeoutError));
         });
       };
     } else {
       return undefined;
     }
-    this.generated.set(name, method);
+    this.#generated.set(name, method);
     return method;
   }
 
-  private build(kind: 'message' | 'rpc', command: string, values: unknown[]): Built {
+  #build(kind: 'message' | 'rpc', command: string, values: unknown[]): Built {
     const builder = (this as unknown as Record<string, unknown>)[`build_${kind}_${command}`];
     if (typeof builder === 'function') {
       const built = (builder as (...a: unknown[]) => Built).apply(this, values);
@@ -297,18 +307,18 @@ export class GenericProducer<Commands extends object = {}> {
     return kind === 'rpc' ? new RpcCommand(command, parameters) : new MessageCommand(command, parameters);
   }
 
-  private doSend(message: Message<unknown>, options: SendOptions): Promise<void> {
+  #doSend(message: Message<unknown>, options: SendOptions): Promise<void> {
     if (!(message instanceof Message)) {
       return Promise.reject(new PostageError(ErrorCode.INVALID_ARGUMENT, 'send() needs a Message'));
     }
     return attempt(() => {
-      const targets = this.targets(options);
-      this.stamp(message);
-      return this.publishAll(targets, this.encode(message.body), message);
+      const targets = this.#targets(options);
+      this.#stamp(message);
+      return this.#publishAll(targets, this.#encode(message.body), message);
     });
   }
 
-  private doCall(
+  #doCall(
     message: Message<unknown>,
     options: RpcOptions,
     timeoutError: RpcTimeoutError,
@@ -320,12 +330,12 @@ export class GenericProducer<Commands extends object = {}> {
           'an RPC needs a message of category "rpc" (e.g. RpcCommand): no server would reply to this one',
         );
       }
-      const target = this.targets(options)[0] as ExchangeKey;
+      const target = this.#targets(options)[0] as ExchangeKey;
       const timeout = positive(options._timeout ?? this.rpcTimeout, '_timeout');
       const maxRetry = nonNegativeInt(options._max_retry ?? this.maxRetry, '_max_retry');
       const [exchange, routingKey] = target;
-      this.stamp(message);
-      const content = this.encode(message.body);
+      this.#stamp(message);
+      const content = this.#encode(message.body);
       const label = `rpc '${String(message.name)}'`;
       timeoutError.message =
         `${label}: no reply from exchange '${exchange.name}' key '${routingKey}' after ` +
@@ -334,13 +344,13 @@ export class GenericProducer<Commands extends object = {}> {
         exchange: exchange.name,
         routingKey,
         content,
-        properties: this.properties(exchange, message),
+        properties: this.#properties(exchange, message),
         label,
       };
-      return then(this.declared(exchange), (): Promise<RpcResult | string> => {
-        if (this.debug) this.logPublish(exchange.name, routingKey, message);
-        if (options._queue_only === true) return this.rpcClient.publishQueueOnly(request, timeout * 1000);
-        return this.rpcClient.call(request, {
+      return then(this.#declared(exchange), (): Promise<RpcResult | string> => {
+        if (this.#debug) this.#logPublish(exchange.name, routingKey, message);
+        if (options._queue_only === true) return this.#rpcClient.publishQueueOnly(request, timeout * 1000);
+        return this.#rpcClient.call(request, {
           timeoutMs: timeout * 1000,
           maxRetry,
           mode: this.rpcReplyMode,
@@ -351,7 +361,7 @@ export class GenericProducer<Commands extends object = {}> {
   }
 
   /** The (exchange, key) pairs a send goes to: `_eks` wins over `_key`. */
-  private targets(options: SendOptions): readonly ExchangeKey[] {
+  #targets(options: SendOptions): readonly ExchangeKey[] {
     let targets: readonly ExchangeKey[];
     if (options._eks !== undefined) {
       targets = options._eks;
@@ -373,14 +383,14 @@ export class GenericProducer<Commands extends object = {}> {
     return targets;
   }
 
-  private stamp(message: Message<unknown>): void {
+  #stamp(message: Message<unknown>): void {
     const body = message.body;
     // Postage sets the producer's fingerprint over the message's.
     body.fingerprint =
       Object.keys(body.fingerprint).length === 0 ? this.fingerprint : { ...body.fingerprint, ...this.fingerprint };
   }
 
-  private encode(body: unknown): Buffer {
+  #encode(body: unknown): Buffer {
     const content = this.encoder.encode(body);
     if (content.length > this.maxMessageSize) {
       throw new ValidationError(
@@ -391,7 +401,7 @@ export class GenericProducer<Commands extends object = {}> {
     return content;
   }
 
-  private properties(exchange: ExchangeDefinition, message: Message<unknown> | undefined): PublishOptions {
+  #properties(exchange: ExchangeDefinition, message: Message<unknown> | undefined): PublishOptions {
     const properties: PublishOptions = {
       contentType: this.encoder.contentType,
       messageId: uuid(),
@@ -403,42 +413,42 @@ export class GenericProducer<Commands extends object = {}> {
     return properties;
   }
 
-  private publishAll(
+  #publishAll(
     targets: readonly ExchangeKey[],
     content: Buffer,
     message: Message<unknown> | undefined,
   ): Promise<void> {
     if (targets.length === 1) {
       const [exchange, key] = targets[0] as ExchangeKey;
-      return this.publishOne(exchange, key, content, message);
+      return this.#publishOne(exchange, key, content, message);
     }
-    return Promise.all(targets.map(([exchange, key]) => this.publishOne(exchange, key, content, message))).then(
+    return Promise.all(targets.map(([exchange, key]) => this.#publishOne(exchange, key, content, message))).then(
       () => undefined,
     );
   }
 
-  private publishOne(
+  #publishOne(
     exchange: ExchangeDefinition,
     key: string,
     content: Buffer,
     message: Message<unknown> | undefined,
   ): Promise<void> {
-    const properties = this.properties(exchange, message);
-    if (this.debug) this.logPublish(exchange.name, key, message);
+    const properties = this.#properties(exchange, message);
+    if (this.#debug) this.#logPublish(exchange.name, key, message);
     if (this.connection.isExchangeDeclared(exchange)) {
-      return this.publisher.publish(exchange.name, key, content, properties);
+      return this.#publisher.publish(exchange.name, key, content, properties);
     }
     return this.connection
       .declareExchange(exchange)
-      .then(() => this.publisher.publish(exchange.name, key, content, properties));
+      .then(() => this.#publisher.publish(exchange.name, key, content, properties));
   }
 
-  private declared(exchange: ExchangeDefinition): Promise<void> | void {
+  #declared(exchange: ExchangeDefinition): Promise<void> | void {
     if (this.connection.isExchangeDeclared(exchange)) return undefined;
     return this.connection.declareExchange(exchange);
   }
 
-  private logPublish(exchange: string, key: string, message: Message<unknown> | undefined): void {
+  #logPublish(exchange: string, key: string, message: Message<unknown> | undefined): void {
     this.logger.debug('--> publish', {
       exchange,
       key,

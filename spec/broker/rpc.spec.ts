@@ -187,7 +187,7 @@ describe('rpc (broker)', () => {
     await producer.rpc_echo('silent', { _timeout: 0.1, _max_retry: 1 });
     await producer.rpc_echo('unroutable', { _key: 'no-such-key' });
     expect(timers()).toBe(before);
-    expect((producer as unknown as { rpcClient: { inFlight: number } }).rpcClient.inFlight).toBe(0);
+    expect(producer.pendingCalls).toBe(0);
   });
 
   it('rpc - a call that routes nowhere resolves at once to an UnroutableError result', async () => {

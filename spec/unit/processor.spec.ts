@@ -261,4 +261,30 @@ describe('processor (unit)', () => {
     expect((transport.published[0]?.body as { content: { message: string } }).content.message).toContain('invalid content');
     await processor.stop();
   });
+
+  it('processor - handler methods may use any name: internals cannot collide with them', async () => {
+    const seen: string[] = [];
+    class P extends MessageProcessor {
+      @MessageHandler('command', 'a') fail() {
+        seen.push('fail');
+      }
+      @MessageHandler('command', 'b') finish() {
+        seen.push('finish');
+      }
+      @MessageHandler('command', 'c') dispatch() {
+        seen.push('dispatch');
+      }
+      @MessageHandler('command', 'd') routes() {
+        seen.push('routes');
+      }
+      @MessageHandler('command', 'e') debug() {
+        seen.push('debug');
+      }
+    }
+    const { transport, processor } = await started((t) => new P({ transport: t, eqk }));
+    for (const name of ['a', 'b', 'c', 'd', 'e']) transport.deliver('unit-q', command(name, {}));
+    await settled(transport, 5);
+    expect(seen).toEqual(['fail', 'finish', 'dispatch', 'routes', 'debug']);
+    await processor.stop();
+  });
 });
