@@ -87,7 +87,10 @@ type Env = Readonly<Record<string, string | undefined>>;
  * @param options - explicit options; they win over the environment
  * @param env - the environment to read (default `process.env`)
  */
-export function resolveConnectionConfig(options: ConnectionOptions = {}, env: Env = process.env): ConnectionConfig {
+export function resolveConnectionConfig(
+  options: ConnectionOptions = {},
+  env: Env = process.env,
+): ConnectionConfig {
   // Highest precedence first.
   const sources: Partial[] = [
     fieldSource(options.host, options.port, options.vhost, options.user, options.password, 'option'),
@@ -100,7 +103,9 @@ export function resolveConnectionConfig(options: ConnectionOptions = {}, env: En
       env['POSTAGE_PASSWORD'],
       'environment',
     ),
-    nonEmpty(env['POSTAGE_URL']) === undefined ? {} : parseUrlList(env['POSTAGE_URL'] as string, 'POSTAGE_URL'),
+    nonEmpty(env['POSTAGE_URL']) === undefined
+      ? {}
+      : parseUrlList(env['POSTAGE_URL'] as string, 'POSTAGE_URL'),
   ];
   const pick = <K extends keyof Partial>(key: K): { value: Partial[K] | undefined; rank: number } => {
     for (let rank = 0; rank < sources.length; rank++) {
@@ -188,7 +193,9 @@ function parseUrl(text: string, origin: string): Partial {
     url = new URL(text);
   } catch (cause) {
     // The text may hold a password: do not echo it.
-    throw new PostageError(ErrorCode.INVALID_CONFIG, `${origin} is not a valid URL`, { cause: redactError(cause) });
+    throw new PostageError(ErrorCode.INVALID_CONFIG, `${origin} is not a valid URL`, {
+      cause: redactError(cause),
+    });
   }
   const scheme = url.protocol.replace(/:$/, '');
   if (scheme !== 'amqp' && scheme !== 'amqps' && scheme !== 'memory') {
@@ -217,7 +224,8 @@ function parseUrl(text: string, origin: string): Partial {
 function parsePort(text: string | undefined, origin: string): number | undefined {
   if (text === undefined) return undefined;
   const port = Number(text);
-  if (!(Number.isInteger(port) && port > 0 && port < 65_536)) throw invalid(`${origin} must be a port number`);
+  if (!(Number.isInteger(port) && port > 0 && port < 65_536))
+    throw invalid(`${origin} must be a port number`);
   return port;
 }
 

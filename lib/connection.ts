@@ -157,7 +157,8 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
           });
         }
         // Declared on the connection of that generation: a reconnect makes it stale.
-        if (generation === this.generation && epoch === this.epoch) this.declaredDefinitions.set(exchange, epoch);
+        if (generation === this.generation && epoch === this.epoch)
+          this.declaredDefinitions.set(exchange, epoch);
         this.logger.debug('exchange declared', { exchange: exchange.name, type: exchange.exchange_type });
       }, `declare exchange '${exchange.name}'`);
       // A failed declaration is retried on next use.

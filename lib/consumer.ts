@@ -96,7 +96,10 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     this.#ownsConnection = options.connection === undefined;
     this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
     if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0 && this.prefetch <= 65_535)) {
-      throw new PostageError(ErrorCode.INVALID_ARGUMENT, `prefetch must be an integer in 0..65535, got ${this.prefetch}`);
+      throw new PostageError(
+        ErrorCode.INVALID_ARGUMENT,
+        `prefetch must be an integer in 0..65535, got ${this.prefetch}`,
+      );
     }
     this.encoder = options.encoder ?? jsonEncoder;
     this.#pendingEqk = options.eqk ?? (this.constructor as typeof GenericConsumer).eqk;
@@ -129,9 +132,17 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
    * consuming, starts consuming the queue if it is new. Returns the queue's name (the broker's
    * when `''` was given).
    */
-  async queueBind(exchange: ExchangeDefinition, queue: QueueSpec, key: string, flags?: QueueFlags): Promise<string> {
+  async queueBind(
+    exchange: ExchangeDefinition,
+    queue: QueueSpec,
+    key: string,
+    flags?: QueueFlags,
+  ): Promise<string> {
     this.#assertOpen();
-    const spec = typeof queue === 'string' ? { name: queue, flags: flags ?? {} } : { name: queue.name, flags: { ...queue.flags, ...flags } };
+    const spec =
+      typeof queue === 'string'
+        ? { name: queue, flags: flags ?? {} }
+        : { name: queue.name, flags: { ...queue.flags, ...flags } };
     await this.connection.declareExchange(exchange);
     const name = await this.#declareQueue(spec.name, spec.flags);
     await this.connection.withTopology(
@@ -148,7 +159,12 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   }
 
   /** Alias of {@link GenericConsumer.queueBind}. */
-  queue_bind(exchange: ExchangeDefinition, queue: QueueSpec, key: string, flags?: QueueFlags): Promise<string> {
+  queue_bind(
+    exchange: ExchangeDefinition,
+    queue: QueueSpec,
+    key: string,
+    flags?: QueueFlags,
+  ): Promise<string> {
     return this.queueBind(exchange, queue, key, flags);
   }
 
@@ -163,7 +179,9 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
       (channel) => channel.unbindQueue(queue, exchange.name, key),
       `unbind queue '${queue}' from '${exchange.name}' with '${key}'`,
     );
-    const index = this.#bindings.findIndex((b) => b.exchange.name === exchange.name && b.queue === queue && b.key === key);
+    const index = this.#bindings.findIndex(
+      (b) => b.exchange.name === exchange.name && b.queue === queue && b.key === key,
+    );
     if (index >= 0) this.#bindings.splice(index, 1);
   }
 
@@ -225,7 +243,8 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
    */
   publish(exchange: string, routingKey: string, content: Buffer, properties: Record<string, unknown>): void {
     const channel = this.#channel;
-    if (channel === undefined) throw new ConnectionError(ErrorCode.CHANNEL_CLOSED, 'the consuming channel is closed');
+    if (channel === undefined)
+      throw new ConnectionError(ErrorCode.CHANNEL_CLOSED, 'the consuming channel is closed');
     channel.publish(exchange, routingKey, content, properties);
   }
 
@@ -300,7 +319,10 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
       const wasConsuming = [...this.#queues.values()].some((q) => q.consumerTag !== undefined);
       for (const state of this.#queues.values()) state.consumerTag = undefined;
       if (!this.#closed && wasConsuming) {
-        this.emit('lost', lastError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, 'the consuming channel closed'));
+        this.emit(
+          'lost',
+          lastError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, 'the consuming channel closed'),
+        );
       }
     });
     if (this.prefetch > 0) await channel.prefetch(this.prefetch);

@@ -30,7 +30,9 @@ export class JsonEncoder implements Encoder {
     try {
       text = JSON.stringify(value);
     } catch (cause) {
-      throw new ValidationError(ErrorCode.ENCODE_FAILED, `cannot encode as JSON: ${describe(cause)}`, { cause });
+      throw new ValidationError(ErrorCode.ENCODE_FAILED, `cannot encode as JSON: ${describe(cause)}`, {
+        cause,
+      });
     }
     if (text === undefined) {
       throw new ValidationError(ErrorCode.ENCODE_FAILED, `cannot encode ${typeof value} as JSON`);

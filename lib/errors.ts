@@ -172,7 +172,9 @@ export function toPostageError(err: unknown, fallback: ErrorCode, context?: stri
   if (/channel closed|channel ended/i.test(raw.message)) {
     return new ChannelError(ErrorCode.CHANNEL_CLOSED, prefix + raw.message, { cause: raw });
   }
-  if (/connection closed|socket closed|ECONNRESET|EPIPE|heartbeat timeout|unexpected close/i.test(raw.message)) {
+  if (
+    /connection closed|socket closed|ECONNRESET|EPIPE|heartbeat timeout|unexpected close/i.test(raw.message)
+  ) {
     return new ConnectionError(ErrorCode.CONNECTION_CLOSED, prefix + raw.message, { cause: raw });
   }
   return new PostageError(fallback, prefix + raw.message, { cause: raw });

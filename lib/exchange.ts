@@ -91,7 +91,15 @@ export function exchangeParameters(exchange: ExchangeDefinition): ExchangeParame
  */
 export function exchangeKey(exchange: ExchangeDefinition): string {
   const p = exchangeParameters(exchange);
-  return JSON.stringify([p.exchange, p.exchange_type, p.passive, p.durable, p.auto_delete, p.internal, p.arguments]);
+  return JSON.stringify([
+    p.exchange,
+    p.exchange_type,
+    p.passive,
+    p.durable,
+    p.auto_delete,
+    p.internal,
+    p.arguments,
+  ]);
 }
 
 /** An (exchange, routing key) pair: postage's "EK". */

@@ -157,7 +157,11 @@ function registration(
  * `name` omitted matches messages whose name is null, as in postage. Several handlers may
  * handle one message: all run, base classes first, in declaration order.
  */
-export function MessageHandler(type: string, name: string | null = null, options: HandlerOptions = {}): HandlerDecorator {
+export function MessageHandler(
+  type: string,
+  name: string | null = null,
+  options: HandlerOptions = {},
+): HandlerDecorator {
   return registration(Category.message, type, name, false, options);
 }
 
@@ -176,7 +180,11 @@ export function MessageHandlerFullBody(
  * `MessageResultException(error name, message)`. One RPC handler per (type, name): a subclass's
  * handler replaces its base class's.
  */
-export function RpcHandler(type: string, name: string | null = null, options: HandlerOptions = {}): HandlerDecorator {
+export function RpcHandler(
+  type: string,
+  name: string | null = null,
+  options: HandlerOptions = {},
+): HandlerDecorator {
   return registration(Category.rpc, type, name, false, options);
 }
 
@@ -194,7 +202,11 @@ export function MessageFilter(filter: MessageFilterFunction, ...args: readonly u
   return (_value, context) => {
     if (context.private) throw new TypeError('postage filters cannot be on #private members');
     const metadata = context.metadata as Metadata;
-    const filters = ownList<Map<string | symbol, HandlerEntry['filters']>>(metadata, FILTERS, () => new Map());
+    const filters = ownList<Map<string | symbol, HandlerEntry['filters']>>(
+      metadata,
+      FILTERS,
+      () => new Map(),
+    );
     const list = filters.get(context.name) ?? [];
     list.push({ fn: filter, args });
     filters.set(context.name, list);

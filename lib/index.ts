@@ -3,7 +3,12 @@
  * The curated public surface: values first, then types.
  */
 export { ConsoleLogger, LogLevel, getLogger, setLogger } from './logger';
-export { DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, describeEndpoint, resolveConnectionConfig } from './config';
+export {
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_HEARTBEAT,
+  describeEndpoint,
+  resolveConnectionConfig,
+} from './config';
 export { Connection } from './connection';
 export { DEFAULT_PREFETCH, GenericConsumer } from './consumer';
 export { JsonEncoder, jsonEncoder } from './encoder';
@@ -41,7 +46,14 @@ export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from 
 
 export type { ConnectionConfig, ConnectionOptions, Endpoint } from './config';
 export type { ConnectionEvents, ConnectionStatus } from './connection';
-export type { ConsumerEvents, ConsumerOptions, DeliveryHandler, Eqk, QueueFlags, QueueSpec } from './consumer';
+export type {
+  ConsumerEvents,
+  ConsumerOptions,
+  DeliveryHandler,
+  Eqk,
+  QueueFlags,
+  QueueSpec,
+} from './consumer';
 export type { Encoder } from './encoder';
 export type { PostageErrorOptions } from './errors';
 export type { ExchangeDefinition, ExchangeKey, ExchangeParameters, ExchangeType } from './exchange';

@@ -71,7 +71,9 @@ export function setLogger(logger: Logger): void {
  */
 export function getLogger(): Logger {
   if (defaultLogger === undefined) {
-    defaultLogger = new ConsoleLogger(process.env['POSTAGE_DEBUG_MODE']?.toLowerCase() === 'true' ? 'debug' : 'info');
+    defaultLogger = new ConsoleLogger(
+      process.env['POSTAGE_DEBUG_MODE']?.toLowerCase() === 'true' ? 'debug' : 'info',
+    );
   }
   return defaultLogger;
 }

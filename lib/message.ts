@@ -73,7 +73,9 @@ export class Message<C = Record<string, unknown>> {
     if (body.type === 'command' && typeof body.name === 'string') {
       const parameters = (body.content as { parameters?: unknown }).parameters;
       message =
-        body.category === Category.rpc ? new RpcCommand(body.name, parameters) : new MessageCommand(body.name, parameters);
+        body.category === Category.rpc
+          ? new RpcCommand(body.name, parameters)
+          : new MessageCommand(body.name, parameters);
     } else if (body.type === 'result' && isResultContent(body.content)) {
       return resultFromBody({ ...body, content: body.content });
     } else if (body.type === 'status' && typeof body.name === 'string') {

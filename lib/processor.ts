@@ -3,7 +3,14 @@ import { spawn } from 'node:child_process';
 import type { Connection } from './connection';
 import { GenericConsumer, type ConsumerOptions, type Eqk } from './consumer';
 import type { Encoder } from './encoder';
-import { ErrorCode, FilterError, PostageError, RejectMessage, ValidationError, toPostageError } from './errors';
+import {
+  ErrorCode,
+  FilterError,
+  PostageError,
+  RejectMessage,
+  ValidationError,
+  toPostageError,
+} from './errors';
 import { SafeEmitter } from './events';
 import { fingerprintDict, type FingerprintLike } from './fingerprint';
 import {
@@ -169,12 +176,17 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     const key = routeKey(category, type, name);
     const existing = this.#routes.get(key) ?? [];
     if (category === Category.rpc && existing.length > 0) {
-      throw new PostageError(ErrorCode.AMBIGUOUS_HANDLER, `an RPC handler for ${type} '${String(name)}' exists already`);
+      throw new PostageError(
+        ErrorCode.AMBIGUOUS_HANDLER,
+        `an RPC handler for ${type} '${String(name)}' exists already`,
+      );
     }
     const filters = (options.filters ?? []).map((f) =>
       typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
     );
-    existing.push(this.#route(`${type} '${String(name)}'`, handler, options.fullBody === true, filters, options));
+    existing.push(
+      this.#route(`${type} '${String(name)}'`, handler, options.fullBody === true, filters, options),
+    );
     this.#routes.set(key, existing);
     return this;
   }
@@ -288,7 +300,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   #onDelivery(message: TransportMessage | null, queue: string): void {
     if (message === null) {
       this.reportError(
-        new PostageError(ErrorCode.NOT_FOUND, `the broker cancelled the consumer of queue '${queue}' (deleted?)`),
+        new PostageError(
+          ErrorCode.NOT_FOUND,
+          `the broker cancelled the consumer of queue '${queue}' (deleted?)`,
+        ),
         'processor',
       );
       return;
@@ -308,7 +323,12 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         return;
       }
       if (this.#debug) {
-        this.logger.debug('<-- receive', { queue, type: body.type, name: body.name, category: body.category });
+        this.logger.debug('<-- receive', {
+          queue,
+          type: body.type,
+          name: body.name,
+          category: body.category,
+        });
       }
       if (body.category === Category.rpc) await this.#dispatchRpc(message, queue, body);
       else await this.#dispatchMessage(message, queue, body);
@@ -346,7 +366,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         if (err instanceof FilterError) continue;
         rejected = true;
         if (err instanceof InvalidContent) {
-          this.logger.error('invalid content: message rejected', { handler: route.label, reason: err.error.message });
+          this.logger.error('invalid content: message rejected', {
+            handler: route.label,
+            reason: err.error.message,
+          });
         } else if (err instanceof RejectMessage) {
           this.logger.info('message rejected by its handler', { handler: route.label, reason: err.message });
         } else {
@@ -373,7 +396,11 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     const route = routes?.[routes.length - 1];
     if (route === undefined) {
       reply(new MessageResultError(`no handler for rpc ${label}`));
-      this.logger.debug('no handler for rpc: answered with an error', { type: body.type, name: body.name, queue });
+      this.logger.debug('no handler for rpc: answered with an error', {
+        type: body.type,
+        name: body.name,
+        queue,
+      });
       this.consumer.ack(message);
       return;
     }
@@ -398,7 +425,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       if (err instanceof InvalidContent) {
         // Bad input is the caller's error, not an exception of the handler.
         if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
-        this.logger.warn('rpc with invalid content: answered with an error', { handler: label, reason: err.error.message });
+        this.logger.warn('rpc with invalid content: answered with an error', {
+          handler: label,
+          reason: err.error.message,
+        });
         this.consumer.reject(message, false);
         return;
       }
@@ -430,7 +460,9 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   #sendReply(request: TransportMessage, result: unknown): void {
     const replyTo = request.properties.replyTo;
     if (typeof replyTo !== 'string' || replyTo === '') {
-      this.logger.warn('rpc request without reply_to: reply dropped', { messageId: request.properties.messageId });
+      this.logger.warn('rpc request without reply_to: reply dropped', {
+        messageId: request.properties.messageId,
+      });
       return;
     }
     const reply = result instanceof Message ? result : new MessageResult(result);
@@ -454,7 +486,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   #badMessage(message: TransportMessage, queue: string, err: unknown): void {
-    const error = err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
+    const error =
+      err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
     this.logger.error('bad message rejected', {
       queue,
       code: error.code,
@@ -498,7 +531,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
             ? (this.constructor as unknown as Record<string | symbol, unknown>)[entry.member]
             : (this as unknown as Record<string | symbol, unknown>)[entry.member];
           if (typeof handler !== 'function') {
-            throw new PostageError(ErrorCode.INVALID_ARGUMENT, `handler ${String(entry.member)} is not a function or class`);
+            throw new PostageError(
+              ErrorCode.INVALID_ARGUMENT,
+              `handler ${String(entry.member)} is not a function or class`,
+            );
           }
           return this.#route(
             `${String(entry.member)} (${entry.type} '${String(entry.name)}')`,
@@ -525,7 +561,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       invoke = (data, reply, context) => new handler(this, data, reply, context).call();
     } else {
       const fn = handler as (...args: unknown[]) => unknown;
-      invoke = (data, reply, context) => (reply === undefined ? fn.call(this, data, context) : fn.call(this, data, reply, context));
+      invoke = (data, reply, context) =>
+        reply === undefined ? fn.call(this, data, context) : fn.call(this, data, reply, context);
     }
     return { label, fullBody, filters, validate, invoke };
   }

@@ -10,7 +10,9 @@ import type { RpcOptions, SendOptions } from './producer';
 export type QueueOnlyOptions = RpcOptions & { _queue_only: true };
 
 /** `message_X(...args, options?)`: resolves when the broker confirmed every publish. */
-export type MessageMethod<A extends readonly unknown[]> = (...args: [...A] | [...A, SendOptions]) => Promise<void>;
+export type MessageMethod<A extends readonly unknown[]> = (
+  ...args: [...A] | [...A, SendOptions]
+) => Promise<void>;
 
 /** `rpc_X(...args, options?)`: resolves to the result (or, with `_queue_only`, to the reply queue). */
 export interface RpcMethod<A extends readonly unknown[]> {
@@ -24,7 +26,9 @@ type ArgsOf<F> = F extends (...args: infer A) => any ? A : never;
 
 /** The methods derived from the builders of producer type `T`. */
 export type BuilderMethods<T> = {
-  [K in keyof T as K extends `build_message_${infer N}` ? `message_${N}` : never]: MessageMethod<ArgsOf<T[K]>>;
+  [K in keyof T as K extends `build_message_${infer N}` ? `message_${N}` : never]: MessageMethod<
+    ArgsOf<T[K]>
+  >;
 } & {
   [K in keyof T as K extends `build_rpc_${infer N}` ? `rpc_${N}` : never]: RpcMethod<ArgsOf<T[K]>>;
 };
@@ -49,8 +53,15 @@ export type CommandMethods<C> = {
 /** Marks the command map of a producer type, for {@link Produced}. */
 export declare const COMMANDS: unique symbol;
 
+/** The command map of a producer that declares none. */
+export type NoCommands = Record<never, never>;
+
 /** The command map of producer type `T`. */
-export type CommandsOf<T> = T extends { readonly [COMMANDS]?: infer C } ? (unknown extends C ? {} : C) : {};
+export type CommandsOf<T> = T extends { readonly [COMMANDS]?: infer C }
+  ? unknown extends C
+    ? NoCommands
+    : C
+  : NoCommands;
 
 /** A producer with its generated `message_*` and `rpc_*` methods. */
 export type Produced<T> = T & BuilderMethods<T> & CommandMethods<CommandsOf<T>>;

@@ -12,6 +12,7 @@ import {
   asProduced,
   wrapProducer,
   type COMMANDS,
+  type NoCommands,
   type Produced,
   type QueueOnlyOptions,
 } from './producer-proxy';
@@ -98,7 +99,7 @@ type Built = Message<unknown> | Promise<Message<unknown>>;
  * await producer.close();
  * ```
  */
-export class GenericProducer<Commands extends object = {}> {
+export class GenericProducer<Commands extends object = NoCommands> {
   /** Default (exchange, routing key) pairs. */
   static eks: readonly ExchangeKey[] = [[Exchange, 'nokey']];
   /** Default encoder. */
@@ -286,7 +287,9 @@ export class GenericProducer<Commands extends object = {}> {
         const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, `${name} timed out`);
         return attempt(() => {
           const [values, options] = splitControl(args, RPC_KEYS, name);
-          return then(this.#build('rpc', command, values), (message) => this.#doCall(message, options, timeoutError));
+          return then(this.#build('rpc', command, values), (message) =>
+            this.#doCall(message, options, timeoutError),
+          );
         });
       };
     } else {
@@ -367,7 +370,8 @@ export class GenericProducer<Commands extends object = {}> {
       targets = options._eks;
     } else if (options._key !== undefined) {
       const first = this.eks[0];
-      if (first === undefined) throw new PostageError(ErrorCode.INVALID_ARGUMENT, '_key needs a producer with eks');
+      if (first === undefined)
+        throw new PostageError(ErrorCode.INVALID_ARGUMENT, '_key needs a producer with eks');
       targets = [[first[0], options._key]];
     } else {
       targets = this.eks;
@@ -377,7 +381,10 @@ export class GenericProducer<Commands extends object = {}> {
     }
     for (const pair of targets) {
       if (!Array.isArray(pair) || typeof pair[0]?.name !== 'string' || typeof pair[1] !== 'string') {
-        throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'eks must be a list of [Exchange, routingKey] pairs');
+        throw new PostageError(
+          ErrorCode.INVALID_ARGUMENT,
+          'eks must be a list of [Exchange, routingKey] pairs',
+        );
       }
     }
     return targets;
@@ -387,7 +394,9 @@ export class GenericProducer<Commands extends object = {}> {
     const body = message.body;
     // Postage sets the producer's fingerprint over the message's.
     body.fingerprint =
-      Object.keys(body.fingerprint).length === 0 ? this.fingerprint : { ...body.fingerprint, ...this.fingerprint };
+      Object.keys(body.fingerprint).length === 0
+        ? this.fingerprint
+        : { ...body.fingerprint, ...this.fingerprint };
   }
 
   #encode(body: unknown): Buffer {
@@ -422,9 +431,9 @@ export class GenericProducer<Commands extends object = {}> {
       const [exchange, key] = targets[0] as ExchangeKey;
       return this.#publishOne(exchange, key, content, message);
     }
-    return Promise.all(targets.map(([exchange, key]) => this.#publishOne(exchange, key, content, message))).then(
-      () => undefined,
-    );
+    return Promise.all(
+      targets.map(([exchange, key]) => this.#publishOne(exchange, key, content, message)),
+    ).then(() => undefined);
   }
 
   #publishOne(
@@ -520,7 +529,10 @@ function then<T, R>(value: T | Promise<T> | void, fn: (v: T) => R | Promise<R>):
 
 function positive(value: number, name: string): number {
   if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
-    throw new PostageError(ErrorCode.INVALID_ARGUMENT, `${name} must be a positive number of seconds, got ${value}`);
+    throw new PostageError(
+      ErrorCode.INVALID_ARGUMENT,
+      `${name} must be a positive number of seconds, got ${value}`,
+    );
   }
   return value;
 }
@@ -534,7 +546,10 @@ function nonNegativeInt(value: number, name: string): number {
 
 function replyMode(value: string): RpcReplyMode {
   if (value !== 'direct' && value !== 'per-call') {
-    throw new PostageError(ErrorCode.INVALID_CONFIG, `rpcReplyMode must be 'direct' or 'per-call', got '${value}'`);
+    throw new PostageError(
+      ErrorCode.INVALID_CONFIG,
+      `rpcReplyMode must be 'direct' or 'per-call', got '${value}'`,
+    );
   }
   return value;
 }

@@ -153,11 +153,15 @@ export class Publisher {
   private confirmError(pending: Pending, err: unknown): PostageError {
     const text = err instanceof Error ? err.message : String(err);
     const where = `publish to exchange '${pending.exchange}' with key '${pending.routingKey}'`;
-    if (/nack/i.test(text)) return new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`);
+    if (/nack/i.test(text))
+      return new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`);
     const reason = this.closeReasons.get(pending.channel);
     if (reason !== undefined) {
       return reason instanceof ChannelError && reason.code !== ErrorCode.CHANNEL_CLOSED
-        ? new ChannelError(reason.code, `${where}: ${reason.message}`, { cause: reason, replyCode: reason.replyCode ?? 0 })
+        ? new ChannelError(reason.code, `${where}: ${reason.message}`, {
+            cause: reason,
+            replyCode: reason.replyCode ?? 0,
+          })
         : new ChannelError(ErrorCode.CHANNEL_CLOSED, `${where}: ${reason.message}`, { cause: reason });
     }
     return toPostageError(err, ErrorCode.CHANNEL_CLOSED, where);

@@ -9,7 +9,14 @@
 import { v4 as uuid } from 'uuid';
 
 import type { Encoder } from './encoder';
-import { ConnectionError, ErrorCode, PostageError, RpcTimeoutError, ValidationError, toPostageError } from './errors';
+import {
+  ConnectionError,
+  ErrorCode,
+  PostageError,
+  RpcTimeoutError,
+  ValidationError,
+  toPostageError,
+} from './errors';
 import type { Logger } from './logger';
 import { MessageResultError, localFailure, resultFromBody, type RpcResult } from './message';
 import type { Publisher } from './publisher';
@@ -106,7 +113,9 @@ export class RpcClient {
           case ErrorCode.UNROUTABLE:
           case ErrorCode.NOT_FOUND:
             // Nobody can answer: retrying would only wait out every timeout.
-            call.settle(localFailure(error, error.code === ErrorCode.UNROUTABLE ? 'UnroutableError' : 'NotFoundError'));
+            call.settle(
+              localFailure(error, error.code === ErrorCode.UNROUTABLE ? 'UnroutableError' : 'NotFoundError'),
+            );
             return;
           case ErrorCode.CLOSED:
             call.settle(localFailure(error, 'ConnectionError'));
@@ -144,7 +153,9 @@ export class RpcClient {
         attempts++;
         timer = setTimeout(() => {
           if (attempts <= options.maxRetry) {
-            this.logger.debug(`${request.label}: no reply in ${options.timeoutMs} ms, retrying`, { attempts });
+            this.logger.debug(`${request.label}: no reply in ${options.timeoutMs} ms, retrying`, {
+              attempts,
+            });
             attempt();
           } else {
             call.settle(localFailure(options.timeoutError, 'TimeoutError'));
@@ -177,7 +188,12 @@ export class RpcClient {
    * Reads results from a reply queue (postage's `consume_rpc`). Resolves with `count` results;
    * on timeout rejects with {@link RpcTimeoutError} whose `results` holds those that came.
    */
-  async consume(queue: string, count: number, timeoutMs: number, onReply?: (body: unknown) => void): Promise<RpcResult[]> {
+  async consume(
+    queue: string,
+    count: number,
+    timeoutMs: number,
+    onReply?: (body: unknown) => void,
+  ): Promise<RpcResult[]> {
     const timeoutError = new RpcTimeoutError(
       ErrorCode.RPC_TIMEOUT,
       `consume_rpc: fewer than ${count} replies on '${queue}' within ${timeoutMs} ms`,
@@ -227,7 +243,8 @@ export class RpcClient {
   /** Settles every pending call with a CLOSED failure. */
   close(): void {
     this.closed = true;
-    for (const call of [...this.pending.values()]) call.settle(localFailure(closedError(), 'ConnectionError'));
+    for (const call of [...this.pending.values()])
+      call.settle(localFailure(closedError(), 'ConnectionError'));
   }
 
   private async sendDirect(request: RpcRequest, correlationId: string, timeoutMs: number): Promise<void> {

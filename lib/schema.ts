@@ -103,14 +103,20 @@ export function compileSchema<T = unknown>(schema: object): (value: unknown) => 
   return (value: unknown): asserts value is T => {
     if (validate(value) !== true) {
       const issues = formatIssues(validate.errors);
-      throw new ValidationError(ErrorCode.INVALID_MESSAGE, `content does not match its schema: ${issues.join('; ')}`, {
-        issues,
-      });
+      throw new ValidationError(
+        ErrorCode.INVALID_MESSAGE,
+        `content does not match its schema: ${issues.join('; ')}`,
+        {
+          issues,
+        },
+      );
     }
   };
 }
 
 function formatIssues(errors: ErrorObject[] | null | undefined): string[] {
   if (!errors || errors.length === 0) return ['not an object'];
-  return errors.map((e) => `${e.instancePath === '' ? '(body)' : e.instancePath} ${e.message ?? 'is invalid'}`);
+  return errors.map(
+    (e) => `${e.instancePath === '' ? '(body)' : e.instancePath} ${e.message ?? 'is invalid'}`,
+  );
 }

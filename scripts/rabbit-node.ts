@@ -7,7 +7,16 @@
  * (await_startup fails before the node registers with epmd).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  closeSync,
+  writeFileSync,
+  rmSync,
+  mkdtempSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,7 +67,13 @@ function run(
       [...args],
       { timeout: options.timeoutMs ?? 120_000, env: options.env ?? process.env, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        if (err) reject(Object.assign(new Error(`${command} ${args.join(' ')}: ${stderr || err.message}`), { stdout, stderr }));
+        if (err)
+          reject(
+            Object.assign(new Error(`${command} ${args.join(' ')}: ${stderr || err.message}`), {
+              stdout,
+              stderr,
+            }),
+          );
         else resolve({ stdout, stderr });
       },
     );
@@ -72,7 +87,11 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address !== null
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -102,7 +121,9 @@ export class RabbitNode {
   private readonly log: (line: string) => void;
   private readonly config: string;
 
-  private constructor(options: Required<Pick<RabbitNodeOptions, 'name' | 'port' | 'distPort' | 'dir'>> & RabbitNodeOptions) {
+  private constructor(
+    options: Required<Pick<RabbitNodeOptions, 'name' | 'port' | 'distPort' | 'dir'>> & RabbitNodeOptions,
+  ) {
     this.name = options.name;
     this.port = options.port;
     this.distPort = options.distPort;
@@ -111,7 +132,11 @@ export class RabbitNode {
     this.keepDir = options.keepDir ?? false;
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.url = `amqp://guest:guest@127.0.0.1:${this.port}`;
-    const lines = [`listeners.tcp.default = 127.0.0.1:${this.port}`, 'log.console = false', ...(options.extraConfig ?? [])];
+    const lines = [
+      `listeners.tcp.default = 127.0.0.1:${this.port}`,
+      'log.console = false',
+      ...(options.extraConfig ?? []),
+    ];
     if (this.managementPort !== undefined) {
       lines.push('management.tcp.ip = 127.0.0.1', `management.tcp.port = ${this.managementPort}`);
     }
@@ -122,7 +147,9 @@ export class RabbitNode {
    * Installs rabbitmq-server when it is missing: with apt-get when running as root, otherwise
    * it stops with what to do.
    */
-  static async ensureInstalled(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
+  static async ensureInstalled(
+    log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  ): Promise<void> {
     if (which('rabbitmq-server') !== undefined && which('rabbitmqctl') !== undefined) return;
     if (process.getuid?.() !== 0) {
       throw new Error(
@@ -133,7 +160,10 @@ export class RabbitNode {
     log('rabbitmq-server is missing: installing it with apt-get (about 15 s)');
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     await run('apt-get', ['update', '-qq'], { env, timeoutMs: 600_000 });
-    await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'rabbitmq-server'], { env, timeoutMs: 900_000 });
+    await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'rabbitmq-server'], {
+      env,
+      timeoutMs: 900_000,
+    });
     if (which('rabbitmq-server') === undefined) throw new Error('apt-get did not install rabbitmq-server');
     log('rabbitmq-server installed');
   }
@@ -225,7 +255,9 @@ export class RabbitNode {
     try {
       await run('rabbitmqctl', ['-q', '-n', this.name, 'stop', this.pidFile], { timeoutMs: 60_000 });
     } catch (err) {
-      this.log(`graceful stop of ${this.name} failed (${(err as Error).message.split('\n')[0]}): killing pid ${pid}`);
+      this.log(
+        `graceful stop of ${this.name} failed (${(err as Error).message.split('\n')[0]}): killing pid ${pid}`,
+      );
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -237,7 +269,10 @@ export class RabbitNode {
 
   private async waitGone(pid: number): Promise<void> {
     for (let i = 0; i < 500; i++) {
-      const names = await run('epmd', ['-names'], { timeoutMs: 5000 }).then((r) => r.stdout, () => '');
+      const names = await run('epmd', ['-names'], { timeoutMs: 5000 }).then(
+        (r) => r.stdout,
+        () => '',
+      );
       const short = this.name.split('@')[0] as string;
       if (!alive(pid) && !new RegExp(`^name ${short} at`, 'm').test(names)) return;
       await sleep(20);
@@ -287,10 +322,13 @@ export class RabbitNode {
     let failed: string | undefined;
     const watch = setInterval(() => {
       const text = readFileSync(logFile, 'utf8');
-      if (/BOOT FAILED|Kernel pid terminated|could not bind|ERROR: /.test(text)) failed = text.split('\n').slice(-20).join('\n');
+      if (/BOOT FAILED|Kernel pid terminated|could not bind|ERROR: /.test(text))
+        failed = text.split('\n').slice(-20).join('\n');
     }, 200);
     try {
-      const ready = run('rabbitmqctl', ['-q', '-n', this.name, 'wait', '--timeout', '90', this.pidFile], { timeoutMs: 100_000 });
+      const ready = run('rabbitmqctl', ['-q', '-n', this.name, 'wait', '--timeout', '90', this.pidFile], {
+        timeoutMs: 100_000,
+      });
       while (failed === undefined) {
         const done = await Promise.race([ready.then(() => true), sleep(250).then(() => false)]);
         if (done) break;
@@ -302,7 +340,9 @@ export class RabbitNode {
     } finally {
       clearInterval(watch);
     }
-    this.log(`rabbit ${this.name} up on 127.0.0.1:${this.port} in ${((Date.now() - started) / 1000).toFixed(1)} s (dir ${this.dir})`);
+    this.log(
+      `rabbit ${this.name} up on 127.0.0.1:${this.port} in ${((Date.now() - started) / 1000).toFixed(1)} s (dir ${this.dir})`,
+    );
   }
 }
 
@@ -314,10 +354,20 @@ async function ensureEpmd(): Promise<void> {
   );
   if (running) return;
   // Started in the foreground as our child, so we hold its PID and can end it ourselves.
-  ownEpmd = spawn('epmd', ['-address', '127.0.0.1'], { stdio: 'ignore', detached: true, env: { ...process.env, ERL_EPMD_ADDRESS: '127.0.0.1' } });
+  ownEpmd = spawn('epmd', ['-address', '127.0.0.1'], {
+    stdio: 'ignore',
+    detached: true,
+    env: { ...process.env, ERL_EPMD_ADDRESS: '127.0.0.1' },
+  });
   ownEpmd.unref();
   for (let i = 0; i < 100; i++) {
-    if (await run('epmd', ['-names'], { timeoutMs: 5000 }).then(() => true, () => false)) return;
+    if (
+      await run('epmd', ['-names'], { timeoutMs: 5000 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     await sleep(20);
   }
   throw new Error('epmd did not start');

@@ -108,11 +108,24 @@ export interface TransportChannel {
   deleteExchange(exchange: string, options?: { ifUnused?: boolean }): Promise<unknown>;
   assertQueue(queue: string, options?: QueueOptions): Promise<QueueInfo>;
   checkQueue(queue: string): Promise<QueueInfo>;
-  deleteQueue(queue: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<{ messageCount: number }>;
+  deleteQueue(
+    queue: string,
+    options?: { ifUnused?: boolean; ifEmpty?: boolean },
+  ): Promise<{ messageCount: number }>;
   purgeQueue(queue: string): Promise<{ messageCount: number }>;
   bindQueue(queue: string, source: string, pattern: string, args?: Record<string, unknown>): Promise<unknown>;
-  unbindQueue(queue: string, source: string, pattern: string, args?: Record<string, unknown>): Promise<unknown>;
-  bindExchange(destination: string, source: string, pattern: string, args?: Record<string, unknown>): Promise<unknown>;
+  unbindQueue(
+    queue: string,
+    source: string,
+    pattern: string,
+    args?: Record<string, unknown>,
+  ): Promise<unknown>;
+  bindExchange(
+    destination: string,
+    source: string,
+    pattern: string,
+    args?: Record<string, unknown>,
+  ): Promise<unknown>;
   unbindExchange(
     destination: string,
     source: string,
@@ -127,7 +140,11 @@ export interface TransportChannel {
     options?: PublishOptions,
     callback?: ConfirmCallback,
   ): boolean;
-  consume(queue: string, onMessage: DeliveryCallback, options?: ConsumeOptions): Promise<{ consumerTag: string }>;
+  consume(
+    queue: string,
+    onMessage: DeliveryCallback,
+    options?: ConsumeOptions,
+  ): Promise<{ consumerTag: string }>;
   cancel(consumerTag: string): Promise<unknown>;
   get(queue: string, options?: { noAck?: boolean }): Promise<TransportMessage | false>;
   ack(message: TransportMessage, allUpTo?: boolean): void;

@@ -36,7 +36,11 @@ describe('consumer (broker)', () => {
   class Recorder extends MessageProcessor {
     got: Array<{ parameters: unknown; queue: string; redelivered: boolean }> = [];
     @MessageHandler('command', 'echo') echo(content: { parameters: unknown }, context: HandlerContext) {
-      this.got.push({ parameters: content.parameters, queue: context.queue, redelivered: context.fields.redelivered });
+      this.got.push({
+        parameters: content.parameters,
+        queue: context.queue,
+        redelivered: context.fields.redelivered,
+      });
     }
   }
 
@@ -55,8 +59,20 @@ describe('consumer (broker)', () => {
         ex,
         [
           [plain, 'a'],
-          [{ name: flagged, flags: { durable: true, arguments: { 'x-max-length': 5, 'x-expires': 60_000 } } }, 'b'],
-          [{ name: flagged, flags: { durable: true, arguments: { 'x-max-length': 5, 'x-expires': 60_000 } } }, 'c'],
+          [
+            {
+              name: flagged,
+              flags: { durable: true, arguments: { 'x-max-length': 5, 'x-expires': 60_000 } },
+            },
+            'b',
+          ],
+          [
+            {
+              name: flagged,
+              flags: { durable: true, arguments: { 'x-max-length': 5, 'x-expires': 60_000 } },
+            },
+            'c',
+          ],
         ],
       ],
     ];
@@ -102,7 +118,9 @@ describe('consumer (broker)', () => {
     const ex = exchange(uid('ex'));
     const first = uid('q');
     const late = uid('q');
-    const processor = await running(new Recorder({ url: testUrl(), eqk: [[ex, [[{ name: first, flags: queueFlags() }, 'rk']]]] }));
+    const processor = await running(
+      new Recorder({ url: testUrl(), eqk: [[ex, [[{ name: first, flags: queueFlags() }, 'rk']]]] }),
+    );
     cleanup.push(() => withRawChannel((ch) => ch.deleteQueue(first)));
     cleanup.push(() => withRawChannel((ch) => ch.deleteQueue(late)));
     const name = await processor.consumer.queue_bind(ex, { name: late, flags: queueFlags() }, 'late-rk');
@@ -167,7 +185,9 @@ describe('consumer (broker)', () => {
         await blocked;
       }
     }
-    const slow = await running(new Slow({ url: testUrl(), prefetch: 3, eqk: [[ex, [[{ name: queue, flags: queueFlags() }, 'rk']]]] }));
+    const slow = await running(
+      new Slow({ url: testUrl(), prefetch: 3, eqk: [[ex, [[{ name: queue, flags: queueFlags() }, 'rk']]]] }),
+    );
     cleanup.push(() => withRawChannel((ch) => ch.deleteQueue(queue)));
     const producer = producerFor(ex);
     await Promise.all(Array.from({ length: 10 }, (_, i) => producer.message_echo(`m${i}`)));

@@ -28,7 +28,9 @@ interface Dead {
  * A queue with a dead-letter exchange, and the queue that collects what is dead-lettered:
  * "rejected without requeue" is observable as an x-death entry with reason `rejected`.
  */
-async function queueWithDlx(ex: ExchangeDefinition): Promise<{ queue: string; dlq: string; eqk: Eqk; dead(): Promise<Dead[]> }> {
+async function queueWithDlx(
+  ex: ExchangeDefinition,
+): Promise<{ queue: string; dlq: string; eqk: Eqk; dead(): Promise<Dead[]> }> {
   const queue = uid('q');
   const dlx = uid('dlx');
   const dlq = uid('dlq');
@@ -38,7 +40,10 @@ async function queueWithDlx(ex: ExchangeDefinition): Promise<{ queue: string; dl
     await ch.bindQueue(dlq, dlx, '');
   });
   const eqk: Eqk = [
-    [ex, [[{ name: queue, flags: { arguments: { 'x-dead-letter-exchange': dlx, 'x-expires': 60_000 } } }, 'rk']]],
+    [
+      ex,
+      [[{ name: queue, flags: { arguments: { 'x-dead-letter-exchange': dlx, 'x-expires': 60_000 } } }, 'rk']],
+    ],
   ];
   const dead = () =>
     withRawChannel(async (ch) => {
@@ -60,7 +65,13 @@ describe('processor (broker)', () => {
   });
 
   function producerFor(ex: ExchangeDefinition) {
-    class P extends GenericProducer<{ echo: unknown; fail: string; reject: string; quit: void; unknown: void }> {
+    class P extends GenericProducer<{
+      echo: unknown;
+      fail: string;
+      reject: string;
+      quit: void;
+      unknown: void;
+    }> {
       static override eks = [[ex, 'rk']] as const;
     }
     const producer = P.create({ url: testUrl() });
@@ -68,7 +79,11 @@ describe('processor (broker)', () => {
     return producer;
   }
 
-  async function publishRaw(ex: ExchangeDefinition, content: Buffer, properties: Record<string, unknown> = {}): Promise<void> {
+  async function publishRaw(
+    ex: ExchangeDefinition,
+    content: Buffer,
+    properties: Record<string, unknown> = {},
+  ): Promise<void> {
     const connection = await rawConnection();
     try {
       const channel = await connection.createConfirmChannel();
@@ -88,7 +103,11 @@ describe('processor (broker)', () => {
         this.got.push(content.parameters);
       }
     }
-    const processor = new P({ url: testUrl(), prefetch: 1, eqk: [[ex, [[{ name: queue, flags: { arguments: { 'x-expires': 60_000 } } }, 'rk']]]] });
+    const processor = new P({
+      url: testUrl(),
+      prefetch: 1,
+      eqk: [[ex, [[{ name: queue, flags: { arguments: { 'x-expires': 60_000 } } }, 'rk']]]],
+    });
     const run = processor.run();
     await processor.start();
     const producer = producerFor(ex);
@@ -177,8 +196,13 @@ describe('processor (broker)', () => {
     cleanup.push(() => connection.close());
     const channel = await connection.createChannel();
     const replies: string[] = [];
-    await channel.consume('amq.rabbitmq.reply-to', (m) => m && replies.push(m.content.toString()), { noAck: true });
-    channel.publish(ex.name, 'rk', Buffer.from('{broken'), { replyTo: 'amq.rabbitmq.reply-to', correlationId: 'c' });
+    await channel.consume('amq.rabbitmq.reply-to', (m) => m && replies.push(m.content.toString()), {
+      noAck: true,
+    });
+    channel.publish(ex.name, 'rk', Buffer.from('{broken'), {
+      replyTo: 'amq.rabbitmq.reply-to',
+      correlationId: 'c',
+    });
     await waitFor(() => replies.length === 1);
     expect(JSON.parse(replies[0] as string)).toMatchObject({ type: 'result', content: { type: 'error' } });
   });
@@ -207,7 +231,12 @@ describe('processor (broker)', () => {
         return content.parameters;
       }
     }
-    const processor = new P({ url, debug: true, logger, eqk: [[ex, [[{ name: queue, flags: { auto_delete: true } }, 'rk']]]] });
+    const processor = new P({
+      url,
+      debug: true,
+      logger,
+      eqk: [[ex, [[{ name: queue, flags: { auto_delete: true } }, 'rk']]]],
+    });
     cleanup.push(() => processor.stop());
     await processor.start();
     class Q extends GenericProducer<{ echo: string; note: string }> {
@@ -221,7 +250,12 @@ describe('processor (broker)', () => {
     expect(text).toContain('--> publish');
     expect(text).toContain('<-- receive');
     expect(text).toContain('--> reply');
-    expect(logger.at('debug').filter((l) => l.message === '<-- receive').map((l) => l.fields?.['name'])).toEqual(['note', 'echo']);
+    expect(
+      logger
+        .at('debug')
+        .filter((l) => l.message === '<-- receive')
+        .map((l) => l.fields?.['name']),
+    ).toEqual(['note', 'echo']);
     const password = new URL(url).password;
     expect(password.length).toBeGreaterThan(0);
     expect(text).not.toContain(`:${password}@`);
@@ -231,7 +265,9 @@ describe('processor (broker)', () => {
   it('processor - several processors run in one process until all have quit', async () => {
     const exA = exchange(uid('ex'));
     const exB = exchange(uid('ex'));
-    const makeEqk = (ex: ExchangeDefinition): Eqk => [[ex, [[{ name: uid('q'), flags: { auto_delete: true } }, 'rk']]]];
+    const makeEqk = (ex: ExchangeDefinition): Eqk => [
+      [ex, [[{ name: uid('q'), flags: { auto_delete: true } }, 'rk']]],
+    ];
     class Counter extends MessageProcessor {
       got = 0;
       @MessageHandler('command', 'echo') echo() {
@@ -287,13 +323,25 @@ describe('processor (broker)', () => {
       cleanup.push(() => withRawChannel((ch) => ch.deleteQueue(controlQueue)));
       cleanup.push(() => withRawChannel((ch) => ch.deleteExchange(controlExchange)));
       const reports: Array<{ event: string; pid: number }> = [];
-      await channel.consume(reportQueue, (m) => m && reports.push(JSON.parse(m.content.toString())), { noAck: true });
-      const root = path.resolve(__dirname, '../..');
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'spec/fixtures/restartable.ts')], {
-        cwd: root,
-        env: { ...process.env, POSTAGE_URL: testUrl(), CONTROL_EXCHANGE: controlExchange, CONTROL_QUEUE: controlQueue, REPORT_QUEUE: reportQueue },
-        stdio: 'inherit',
+      await channel.consume(reportQueue, (m) => m && reports.push(JSON.parse(m.content.toString())), {
+        noAck: true,
       });
+      const root = path.resolve(__dirname, '../..');
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(root, 'spec/fixtures/restartable.ts')],
+        {
+          cwd: root,
+          env: {
+            ...process.env,
+            POSTAGE_URL: testUrl(),
+            CONTROL_EXCHANGE: controlExchange,
+            CONTROL_QUEUE: controlQueue,
+            REPORT_QUEUE: reportQueue,
+          },
+          stdio: 'inherit',
+        },
+      );
       children.push(child);
       if (child.pid !== undefined) pids.push(child.pid);
       await waitFor(() => reports.length === 1, { timeoutMs: 30_000, what: 'the program to start' });

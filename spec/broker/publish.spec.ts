@@ -27,7 +27,14 @@ async function boundQueue(ex: ExchangeDefinition, keys: string[]): Promise<strin
   return queue;
 }
 
-async function drain(queue: string): Promise<Array<{ body: Record<string, unknown>; properties: Record<string, unknown>; routingKey: string; exchange: string }>> {
+async function drain(queue: string): Promise<
+  Array<{
+    body: Record<string, unknown>;
+    properties: Record<string, unknown>;
+    routingKey: string;
+    exchange: string;
+  }>
+> {
   return withRawChannel(async (ch) => {
     const out = [];
     for (;;) {
@@ -95,7 +102,9 @@ describe('publish (broker)', () => {
     expect(error).toMatchObject({ code: ErrorCode.UNROUTABLE });
     // The producer keeps working, and the routable message is not affected.
     await producer.message_echo('kept');
-    expect((await drain(queue)).map((m) => (m.body['content'] as { parameters: string }).parameters)).toEqual(['kept']);
+    expect((await drain(queue)).map((m) => (m.body['content'] as { parameters: string }).parameters)).toEqual(
+      ['kept'],
+    );
   });
 
   it('publish - _key sends to the first exchange with that key; _eks wins over _key', async () => {
@@ -109,7 +118,10 @@ describe('publish (broker)', () => {
       await expect(ch.checkExchange(second.name)).rejects.toBeDefined();
     });
     const q2 = uid('q');
-    const declared = producer.message_echo('by eks', { _key: 'special', _eks: [[second, 'ignored-by-fanout']] });
+    const declared = producer.message_echo('by eks', {
+      _key: 'special',
+      _eks: [[second, 'ignored-by-fanout']],
+    });
     await expect(declared).rejects.toMatchObject({ code: ErrorCode.UNROUTABLE });
     await withRawChannel(async (ch) => {
       await ch.checkExchange(second.name);
@@ -117,12 +129,12 @@ describe('publish (broker)', () => {
       await ch.bindQueue(q2, second.name, '');
     });
     await producer.message_echo('by eks', { _key: 'special', _eks: [[second, 'x']] });
-    expect((await drain(q1)).map((m) => [m.routingKey, (m.body['content'] as { parameters: string }).parameters])).toEqual([
-      ['special', 'by key'],
-    ]);
-    expect((await drain(q2)).map((m) => [m.exchange, (m.body['content'] as { parameters: string }).parameters])).toEqual([
-      [second.name, 'by eks'],
-    ]);
+    expect(
+      (await drain(q1)).map((m) => [m.routingKey, (m.body['content'] as { parameters: string }).parameters]),
+    ).toEqual([['special', 'by key']]);
+    expect(
+      (await drain(q2)).map((m) => [m.exchange, (m.body['content'] as { parameters: string }).parameters]),
+    ).toEqual([[second.name, 'by eks']]);
   });
 
   it('publish - with no option a message goes to every pair of eks', async () => {
@@ -177,7 +189,9 @@ describe('publish (broker)', () => {
     await expect(producer.message_echo('no binding')).rejects.toMatchObject({ code: ErrorCode.UNROUTABLE });
     await withRawChannel((ch) => ch.bindQueue(queue, ex.name, 'rk'));
     await producer.message_echo('after');
-    expect((await drain(queue)).map((m) => (m.body['content'] as { parameters: string }).parameters)).toEqual(['first', 'after']);
+    expect((await drain(queue)).map((m) => (m.body['content'] as { parameters: string }).parameters)).toEqual(
+      ['first', 'after'],
+    );
     await withRawChannel((ch) => ch.deleteExchange(ex.name));
   });
 
@@ -185,7 +199,10 @@ describe('publish (broker)', () => {
     const name = uid('ex');
     await withRawChannel((ch) => ch.assertExchange(name, 'fanout', { durable: false, autoDelete: true }));
     const producer = producerFor(exchange(name), 'rk');
-    await expect(producer.message_echo('x')).rejects.toMatchObject({ code: ErrorCode.PRECONDITION_FAILED, replyCode: 406 });
+    await expect(producer.message_echo('x')).rejects.toMatchObject({
+      code: ErrorCode.PRECONDITION_FAILED,
+      replyCode: 406,
+    });
   });
 
   it('publish - the reserved amq.* exchanges are checked, not declared', async () => {

@@ -23,7 +23,15 @@ function exchange(name: string): ExchangeDefinition {
 
 function resultBody(content: { type: string; value: unknown; message: string }): Buffer {
   return Buffer.from(
-    JSON.stringify({ type: 'result', name: 'none', category: 'message', version: '2', fingerprint: {}, content, _reserved: {} }),
+    JSON.stringify({
+      type: 'result',
+      name: 'none',
+      category: 'message',
+      version: '2',
+      fingerprint: {},
+      content,
+      _reserved: {},
+    }),
   );
 }
 
@@ -36,7 +44,13 @@ async function responder(
   key: string,
   answer: (request: ConsumeMessage, index: number) => Buffer | undefined | Promise<Buffer | undefined>,
   options: { consume?: boolean } = {},
-): Promise<{ requests: ConsumeMessage[]; queue: string; channel: Channel; start(): Promise<void>; connection: Raw }> {
+): Promise<{
+  requests: ConsumeMessage[];
+  queue: string;
+  channel: Channel;
+  start(): Promise<void>;
+  connection: Raw;
+}> {
   const connection = await rawConnection();
   const channel = await connection.createChannel();
   await channel.assertExchange(ex.name, 'direct', { durable: false, autoDelete: true });
@@ -50,7 +64,9 @@ async function responder(
       const index = requests.push(message) - 1;
       void Promise.resolve(answer(message, index)).then((reply) => {
         if (reply !== undefined) {
-          channel.sendToQueue(message.properties.replyTo as string, reply, { correlationId: message.properties.correlationId as string });
+          channel.sendToQueue(message.properties.replyTo as string, reply, {
+            correlationId: message.properties.correlationId as string,
+          });
         }
         channel.ack(message);
       });
@@ -91,7 +107,9 @@ describe('rpc (broker)', () => {
     expect(reply.ok).toBe(true);
     expect(reply.value).toBe('echo: hello');
     // A direct reply-to call: a correlation id, and an expiration so a late request dies in the queue.
-    expect(server.requests[0]?.properties).toMatchObject({ replyTo: expect.stringMatching(/^amq\.rabbitmq\.reply-to/) });
+    expect(server.requests[0]?.properties).toMatchObject({
+      replyTo: expect.stringMatching(/^amq\.rabbitmq\.reply-to/),
+    });
     expect(typeof server.requests[0]?.properties.correlationId).toBe('string');
     expect(server.requests[0]?.properties.expiration).toBe('30000');
   });
@@ -139,9 +157,12 @@ describe('rpc (broker)', () => {
   });
 
   it('rpc - a request that timed out is not executed late: its expiration drops it from the queue', async () => {
-    const { producer, server } = await setup(() => resultBody({ type: 'success', value: 'late', message: '' }), {
-      consume: false,
-    });
+    const { producer, server } = await setup(
+      () => resultBody({ type: 'success', value: 'late', message: '' }),
+      {
+        consume: false,
+      },
+    );
     const reply = await producer.rpc_echo('too late', { _timeout: 0.2, _max_retry: 0 });
     expect(reply.value).toBe('TimeoutError');
     await new Promise((r) => setTimeout(r, 300));
@@ -167,7 +188,11 @@ describe('rpc (broker)', () => {
     const { producer } = await setup(
       (request) =>
         new Promise<Buffer>((resolve) => {
-          held.push(() => resolve(resultBody({ type: 'success', value: (parameters(request) as number[])[0], message: '' })));
+          held.push(() =>
+            resolve(
+              resultBody({ type: 'success', value: (parameters(request) as number[])[0], message: '' }),
+            ),
+          );
           if (held.length === 300) for (const release of held.reverse()) release();
         }),
     );
@@ -200,7 +225,9 @@ describe('rpc (broker)', () => {
 
   it('rpc - a malformed reply is a MessageResultError, not a crash', async () => {
     const { producer } = await setup((request) =>
-      parameters(request) === 'garbage' ? Buffer.from('{not json') : Buffer.from(JSON.stringify({ some: 'dict' })),
+      parameters(request) === 'garbage'
+        ? Buffer.from('{not json')
+        : Buffer.from(JSON.stringify({ some: 'dict' })),
     );
     for (const kind of ['garbage', 'not a result']) {
       const reply = await producer.rpc_echo(kind);
@@ -219,21 +246,31 @@ describe('rpc (broker)', () => {
     await twice.channel.consume(twice.queue, (message) => {
       if (message === null) return;
       for (const value of ['one', 'two']) {
-        twice.channel.sendToQueue(message.properties.replyTo as string, resultBody({ type: 'success', value, message: '' }));
+        twice.channel.sendToQueue(
+          message.properties.replyTo as string,
+          resultBody({ type: 'success', value, message: '' }),
+        );
       }
       twice.channel.ack(message);
     });
     const queue = await producer.rpc_echo('x', { _eks: [[ex, 'rk']], _queue_only: true });
     expect(typeof queue).toBe('string');
     const bodies: unknown[] = [];
-    const results = await producer.consume_rpc(queue, { count: 2, timeout: 5, onReply: (body) => bodies.push(body) });
+    const results = await producer.consume_rpc(queue, {
+      count: 2,
+      timeout: 5,
+      onReply: (body) => bodies.push(body),
+    });
     expect(results.map((r) => r.value)).toEqual(['one', 'two']);
     expect(bodies).toHaveLength(2);
     // Waiting for more than came: a typed timeout that keeps the partial results.
     const again = await producer.rpc_echo('y', { _eks: [[ex, 'rk']], _queue_only: true });
     const error = await producer.consume_rpc(again, { count: 3, timeout: 0.5 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcTimeoutError);
-    expect((error as RpcTimeoutError & { results: MessageResult[] }).results.map((r) => r.value)).toEqual(['one', 'two']);
+    expect((error as RpcTimeoutError & { results: MessageResult[] }).results.map((r) => r.value)).toEqual([
+      'one',
+      'two',
+    ]);
   });
 
   it('rpc - a TypeScript RPC handler answers: value returned, reply(), throw, and no handler at all', async () => {
@@ -256,7 +293,12 @@ describe('rpc (broker)', () => {
     const server = new Server({ url: testUrl() });
     cleanup.push(() => server.stop());
     await server.start();
-    class Client extends GenericProducer<{ add: [number, number]; echo: string; divide: [number, number]; nothing: void }> {
+    class Client extends GenericProducer<{
+      add: [number, number];
+      echo: string;
+      divide: [number, number];
+      nothing: void;
+    }> {
       static override eks = [[ex, 'rk']] as const;
     }
     const client = Client.create({ url: testUrl() });

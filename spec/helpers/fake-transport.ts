@@ -58,7 +58,11 @@ export class FakeChannel extends EventEmitter {
   }
   async assertQueue(queue: string, ...args: unknown[]): Promise<QueueInfo> {
     this.record('assertQueue', queue, ...args);
-    return { queue: queue === '' ? `amq.gen-${this.owner.calls.length}` : queue, messageCount: 0, consumerCount: 0 };
+    return {
+      queue: queue === '' ? `amq.gen-${this.owner.calls.length}` : queue,
+      messageCount: 0,
+      consumerCount: 0,
+    };
   }
   async checkQueue(queue: string): Promise<QueueInfo> {
     this.record('checkQueue', queue);
@@ -144,7 +148,11 @@ export class FakeChannel extends EventEmitter {
     callback(null);
   }
 
-  async consume(queue: string, onMessage: DeliveryCallback, ...args: unknown[]): Promise<{ consumerTag: string }> {
+  async consume(
+    queue: string,
+    onMessage: DeliveryCallback,
+    ...args: unknown[]
+  ): Promise<{ consumerTag: string }> {
     this.record('consume', queue, ...args);
     this.owner.consumers.set(queue, onMessage);
     return { consumerTag: `ctag-${queue}` };
@@ -217,12 +225,21 @@ export class FakeTransport implements Transport {
   }
 
   /** Delivers a message to the consumer of `queue`. */
-  deliver(queue: string, content: Buffer | object, properties: TransportMessage['properties'] = {}): TransportMessage {
+  deliver(
+    queue: string,
+    content: Buffer | object,
+    properties: TransportMessage['properties'] = {},
+  ): TransportMessage {
     const consumer = this.consumers.get(queue);
     if (consumer === undefined) throw new Error(`no consumer on ${queue}`);
     const message: TransportMessage = {
       content: Buffer.isBuffer(content) ? content : Buffer.from(JSON.stringify(content)),
-      fields: { deliveryTag: this.acked.length + this.rejected.length + 1, redelivered: false, exchange: '', routingKey: queue },
+      fields: {
+        deliveryTag: this.acked.length + this.rejected.length + 1,
+        redelivered: false,
+        exchange: '',
+        routingKey: queue,
+      },
       properties,
     };
     consumer(message);

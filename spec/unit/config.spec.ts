@@ -3,7 +3,9 @@ import { ErrorCode, describeEndpoint, resolveConnectionConfig } from '../../lib'
 describe('config', () => {
   it('config - defaults are localhost:5672, vhost /, guest/guest', () => {
     const config = resolveConnectionConfig({}, {});
-    expect(config.endpoints).toEqual([{ protocol: 'amqp', host: 'localhost', port: 5672, vhost: '/', user: 'guest', password: 'guest' }]);
+    expect(config.endpoints).toEqual([
+      { protocol: 'amqp', host: 'localhost', port: 5672, vhost: '/', user: 'guest', password: 'guest' },
+    ]);
     expect(config.debug).toBe(false);
     expect(config.heartbeat).toBeGreaterThan(0);
     expect(config.connectTimeout).toBeGreaterThan(0);
@@ -35,12 +37,23 @@ describe('config', () => {
   it('config - POSTAGE_URL sets what it spells out; field variables win over it', () => {
     const env = { POSTAGE_URL: 'amqp://alice:pw@h1:5680/prod?heartbeat=5', POSTAGE_VHOST: 'dev' };
     const config = resolveConnectionConfig({}, env);
-    expect(config.endpoints[0]).toEqual({ protocol: 'amqp', host: 'h1', port: 5680, vhost: 'dev', user: 'alice', password: 'pw' });
+    expect(config.endpoints[0]).toEqual({
+      protocol: 'amqp',
+      host: 'h1',
+      port: 5680,
+      vhost: 'dev',
+      user: 'alice',
+      password: 'pw',
+    });
     expect(config.heartbeat).toBe(5);
   });
 
   it('config - explicit options win over the environment', () => {
-    const env = { POSTAGE_URL: 'amqp://alice:pw@h1:5680/prod', POSTAGE_USER: 'envuser', POSTAGE_PORT: '1234' };
+    const env = {
+      POSTAGE_URL: 'amqp://alice:pw@h1:5680/prod',
+      POSTAGE_USER: 'envuser',
+      POSTAGE_PORT: '1234',
+    };
     expect(resolveConnectionConfig({ url: 'amqp://opt@h2/v2' }, env).endpoints[0]).toEqual({
       protocol: 'amqp',
       host: 'h2',
@@ -49,7 +62,10 @@ describe('config', () => {
       user: 'opt',
       password: 'pw',
     });
-    expect(resolveConnectionConfig({ host: 'h3', port: 9999, vhost: '/', user: 'u', password: 'p' }, env).endpoints[0]).toEqual({
+    expect(
+      resolveConnectionConfig({ host: 'h3', port: 9999, vhost: '/', user: 'u', password: 'p' }, env)
+        .endpoints[0],
+    ).toEqual({
       protocol: 'amqp',
       host: 'h3',
       port: 9999,

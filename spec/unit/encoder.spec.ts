@@ -25,7 +25,9 @@ describe('encoder', () => {
     const circular: Record<string, unknown> = {};
     circular['self'] = circular;
     for (const bad of [circular, { n: 10n }, undefined, () => 1]) {
-      expect(() => jsonEncoder.encode(bad)).toThrow(expect.objectContaining({ code: ErrorCode.ENCODE_FAILED }));
+      expect(() => jsonEncoder.encode(bad)).toThrow(
+        expect.objectContaining({ code: ErrorCode.ENCODE_FAILED }),
+      );
     }
   });
 });

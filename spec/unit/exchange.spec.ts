@@ -42,7 +42,15 @@ describe('exchange', () => {
   });
 
   it('exchange - plain objects are exchange definitions too', () => {
-    expect(exchangeParameters({ name: 'x', exchange_type: 'fanout', passive: true, durable: false, auto_delete: true })).toEqual({
+    expect(
+      exchangeParameters({
+        name: 'x',
+        exchange_type: 'fanout',
+        passive: true,
+        durable: false,
+        auto_delete: true,
+      }),
+    ).toEqual({
       exchange: 'x',
       exchange_type: 'fanout',
       passive: true,

@@ -13,12 +13,23 @@ import {
   assertEnvelope,
 } from '../../lib';
 
-const empty = { type: 'none', name: 'none', category: 'message', version: '2', fingerprint: {}, content: {}, _reserved: {} };
+const empty = {
+  type: 'none',
+  name: 'none',
+  category: 'message',
+  version: '2',
+  fingerprint: {},
+  content: {},
+  _reserved: {},
+};
 
 describe('message', () => {
   it("message - the base message has postage's dictionary layout", () => {
     expect(new Message().body).toEqual(empty);
-    expect(Message.fromArgs([1, 'str'], { values: [1, 2] }).body.content).toEqual({ args: [1, 'str'], kwds: { values: [1, 2] } });
+    expect(Message.fromArgs([1, 'str'], { values: [1, 2] }).body.content).toEqual({
+      args: [1, 'str'],
+      kwds: { values: [1, 2] },
+    });
     expect(Message.fromArgs().body.content).toEqual({});
   });
 
@@ -55,7 +66,11 @@ describe('message', () => {
       type: 'result',
       content: { type: 'success', value: 42, message: 'fine' },
     });
-    expect(new MessageResultError('test_message').body.content).toEqual({ type: 'error', value: null, message: 'test_message' });
+    expect(new MessageResultError('test_message').body.content).toEqual({
+      type: 'error',
+      value: null,
+      message: 'test_message',
+    });
     expect(new MessageResultException('KeyError', 'no key').body.content).toEqual({
       type: 'exception',
       value: 'KeyError',
@@ -72,7 +87,9 @@ describe('message', () => {
 
   it('message - unwrap gives the value or throws a typed error', () => {
     expect(new MessageResult({ a: 1 }).unwrap()).toEqual({ a: 1 });
-    expect(() => new MessageResultError('bad input').unwrap()).toThrow(expect.objectContaining({ code: ErrorCode.RPC_ERROR }));
+    expect(() => new MessageResultError('bad input').unwrap()).toThrow(
+      expect.objectContaining({ code: ErrorCode.RPC_ERROR }),
+    );
     let caught: unknown;
     try {
       new MessageResultException('ZeroDivisionError', 'division by zero').unwrap();
@@ -85,8 +102,17 @@ describe('message', () => {
   });
 
   it('message - setFingerprint merges a fingerprint into the body', () => {
-    const m = new MessageCommand('x').setFingerprint(new Fingerprint('me', 'app', { pid: 1, host: 'h', user: 'u', vhost: '/' }));
-    expect(m.body.fingerprint).toEqual({ name: 'me', type: 'app', pid: '1', host: 'h', user: 'u', vhost: '/' });
+    const m = new MessageCommand('x').setFingerprint(
+      new Fingerprint('me', 'app', { pid: 1, host: 'h', user: 'u', vhost: '/' }),
+    );
+    expect(m.body.fingerprint).toEqual({
+      name: 'me',
+      type: 'app',
+      pid: '1',
+      host: 'h',
+      user: 'u',
+      vhost: '/',
+    });
     m.setFingerprint({ name: 'other' });
     expect(m.body.fingerprint['name']).toBe('other');
     expect(m.body.fingerprint['pid']).toBe('1');
@@ -100,12 +126,27 @@ describe('message', () => {
   it('message - a received body becomes the right class, fingerprint and extra keys kept', () => {
     const fingerprint = { name: 'py', type: 'app', pid: '1', host: 'h', user: 'u', vhost: '/' };
     const cases: Array<[object, new (...args: never[]) => Message<unknown>]> = [
-      [{ ...empty, type: 'command', name: 'echo', content: { parameters: 'hi' }, fingerprint }, MessageCommand],
-      [{ ...empty, type: 'command', name: 'echo', category: 'rpc', content: { parameters: 'hi' } }, RpcCommand],
+      [
+        { ...empty, type: 'command', name: 'echo', content: { parameters: 'hi' }, fingerprint },
+        MessageCommand,
+      ],
+      [
+        { ...empty, type: 'command', name: 'echo', category: 'rpc', content: { parameters: 'hi' } },
+        RpcCommand,
+      ],
       [{ ...empty, type: 'status', name: 'online' }, MessageStatus],
-      [{ ...empty, type: 'result', content: { type: 'success', value: 1, message: '' }, fingerprint }, MessageResult],
-      [{ ...empty, type: 'result', content: { type: 'error', value: null, message: 'e' } }, MessageResultError],
-      [{ ...empty, type: 'result', content: { type: 'exception', value: 'E', message: 'm' } }, MessageResultException],
+      [
+        { ...empty, type: 'result', content: { type: 'success', value: 1, message: '' }, fingerprint },
+        MessageResult,
+      ],
+      [
+        { ...empty, type: 'result', content: { type: 'error', value: null, message: 'e' } },
+        MessageResultError,
+      ],
+      [
+        { ...empty, type: 'result', content: { type: 'exception', value: 'E', message: 'm' } },
+        MessageResultException,
+      ],
       [{ ...empty, type: 'log', name: 'line', content: { text: 't' }, extra: 1 }, Message],
     ];
     for (const [body, cls] of cases) {
@@ -114,7 +155,12 @@ describe('message', () => {
       expect(message).toBeInstanceOf(cls);
       expect(message.body).toEqual(body);
     }
-    const result = Message.fromBody({ ...empty, type: 'result', category: 'message', content: { type: 'success', value: 5, message: '' } });
+    const result = Message.fromBody({
+      ...empty,
+      type: 'result',
+      category: 'message',
+      content: { type: 'success', value: 5, message: '' },
+    });
     expect((result as MessageResult).value).toBe(5);
   });
 
@@ -142,6 +188,8 @@ describe('message', () => {
       expect((caught as ValidationError).issues.length).toBeGreaterThan(0);
     }
     // Foreign producers may leave out version, fingerprint and _reserved.
-    expect(() => assertEnvelope({ type: 'command', name: 'x', category: 'message', content: {} })).not.toThrow();
+    expect(() =>
+      assertEnvelope({ type: 'command', name: 'x', category: 'message', content: {} }),
+    ).not.toThrow();
   });
 });

@@ -20,7 +20,15 @@ class TestExchange extends Exchange {
 const eqk: Eqk = [[TestExchange, [['unit-q', 'rk']]]];
 
 function command(name: string, parameters: unknown, category: 'message' | 'rpc' = 'message') {
-  return { type: 'command', name, category, version: '2', fingerprint: { name: 'sender' }, content: { parameters }, _reserved: {} };
+  return {
+    type: 'command',
+    name,
+    category,
+    version: '2',
+    fingerprint: { name: 'sender' },
+    content: { parameters },
+    _reserved: {},
+  };
 }
 
 async function started<P extends MessageProcessor>(make: (transport: FakeTransport) => P) {
@@ -89,7 +97,10 @@ describe('processor (unit)', () => {
   it('processor - MessageHandler gets the content, FullBody the whole body; each handler its own copy', async () => {
     const got: unknown[] = [];
     class P extends MessageProcessor {
-      @MessageHandler('command', 'echo') content(content: { parameters: { list: number[] } }, context: HandlerContext) {
+      @MessageHandler('command', 'echo') content(
+        content: { parameters: { list: number[] } },
+        context: HandlerContext,
+      ) {
         content.parameters.list.push(99);
         got.push(['content', content, context.queue, context.fields.routingKey]);
       }
@@ -125,13 +136,19 @@ describe('processor (unit)', () => {
     expect(got).toEqual([['mine', { parameters: 'x' }, 'function', true]]);
     const reply = transport.published.find((p) => p.routingKey === 'reply-q');
     expect(reply?.options.correlationId).toBe('c1');
-    expect(reply?.body).toMatchObject({ type: 'result', content: { type: 'success', value: 'done', message: '' } });
+    expect(reply?.body).toMatchObject({
+      type: 'result',
+      content: { type: 'success', value: 'done', message: '' },
+    });
     await processor.stop();
   });
 
   it('processor - filters run nearest the handler first; FilterError skips only that handler', async () => {
     const got: unknown[] = [];
-    const add = (suffix: string) => (data: unknown) => ({ ...(data as object), trail: `${(data as { trail?: string }).trail ?? ''}${suffix}` });
+    const add = (suffix: string) => (data: unknown) => ({
+      ...(data as object),
+      trail: `${(data as { trail?: string }).trail ?? ''}${suffix}`,
+    });
     const skip = () => {
       throw new FilterError('not for me');
     };
@@ -177,7 +194,9 @@ describe('processor (unit)', () => {
       @RpcHandler('command', 'echo') one() {}
       @RpcHandler('command', 'echo') two() {}
     }
-    expect(() => new Twice({ transport: new FakeTransport() })).toThrow(expect.objectContaining({ code: ErrorCode.AMBIGUOUS_HANDLER }));
+    expect(() => new Twice({ transport: new FakeTransport() })).toThrow(
+      expect.objectContaining({ code: ErrorCode.AMBIGUOUS_HANDLER }),
+    );
   });
 
   it('processor - overriding a decorated method keeps its registration and runs the override', async () => {
@@ -224,7 +243,8 @@ describe('processor (unit)', () => {
     processor.registerHandler(
       'command',
       'add',
-      (content: { parameters: number[] }, reply: ReplyFunction) => reply(content.parameters.reduce((a, b) => a + b, 0)),
+      (content: { parameters: number[] }, reply: ReplyFunction) =>
+        reply(content.parameters.reduce((a, b) => a + b, 0)),
       { rpc: true },
     );
     transport.deliver('unit-q', { type: 'status', name: 'online', category: 'message', content: {} });
@@ -239,12 +259,18 @@ describe('processor (unit)', () => {
     const got: unknown[] = [];
     class P extends MessageProcessor {
       @MessageHandler('command', 'add', {
-        schema: { type: 'object', required: ['parameters'], properties: { parameters: { type: 'array', items: { type: 'number' } } } },
+        schema: {
+          type: 'object',
+          required: ['parameters'],
+          properties: { parameters: { type: 'array', items: { type: 'number' } } },
+        },
       })
       add(content: { parameters: number[] }) {
         got.push(content.parameters);
       }
-      @RpcHandler('command', 'sum', { schema: { type: 'object', properties: { parameters: { type: 'array' } } } })
+      @RpcHandler('command', 'sum', {
+        schema: { type: 'object', properties: { parameters: { type: 'array' } } },
+      })
       sum() {
         return 1;
       }
@@ -258,7 +284,9 @@ describe('processor (unit)', () => {
     expect(transport.acked).toHaveLength(1);
     expect(transport.rejected.map((r) => r.requeue)).toEqual([false, false]);
     expect(transport.published[0]?.body).toMatchObject({ content: { type: 'error', value: null } });
-    expect((transport.published[0]?.body as { content: { message: string } }).content.message).toContain('invalid content');
+    expect((transport.published[0]?.body as { content: { message: string } }).content.message).toContain(
+      'invalid content',
+    );
     await processor.stop();
   });
 

@@ -60,14 +60,19 @@ describe('producer (unit)', () => {
     await producer.message_ping();
     await producer.message_add(2, 3, { _key: 'k' });
     const bodies = transport.published.map((p) => p.body as { name: string; content: unknown; type: string });
-    expect(bodies[0]).toMatchObject({ type: 'command', name: 'echo', category: 'message', content: { parameters: 'A test message' } });
+    expect(bodies[0]).toMatchObject({
+      type: 'command',
+      name: 'echo',
+      category: 'message',
+      content: { parameters: 'A test message' },
+    });
     // no argument: {}; several arguments: the array of them.
     expect(bodies.find((b) => b.name === 'ping')?.content).toEqual({ parameters: {} });
     expect(bodies.find((b) => b.name === 'add')?.content).toEqual({ parameters: [2, 3] });
     await producer.close();
   });
 
-  it('producer - the body is exactly postage\'s layout with the producer fingerprint', async () => {
+  it("producer - the body is exactly postage's layout with the producer fingerprint", async () => {
     const { transport, producer } = setup();
     await producer.message_echo('x', { _key: 'k' });
     expect(transport.published[0]?.body).toEqual({
@@ -79,13 +84,19 @@ describe('producer (unit)', () => {
       content: { parameters: 'x' },
       _reserved: {},
     });
-    expect(transport.published[0]?.options).toMatchObject({ contentType: 'application/json', mandatory: true });
+    expect(transport.published[0]?.options).toMatchObject({
+      contentType: 'application/json',
+      mandatory: true,
+    });
     expect(typeof transport.published[0]?.options.messageId).toBe('string');
     await producer.close();
   });
 
-  it('producer - the fingerprint option is merged over the producer\'s own', () => {
-    const producer = EchoProducer.create({ transport: new FakeTransport(), fingerprint: { name: 'only-name' } });
+  it("producer - the fingerprint option is merged over the producer's own", () => {
+    const producer = EchoProducer.create({
+      transport: new FakeTransport(),
+      fingerprint: { name: 'only-name' },
+    });
     expect(producer.fingerprint).toMatchObject({ name: 'only-name', type: 'None', pid: String(process.pid) });
   });
 
@@ -134,7 +145,12 @@ describe('producer (unit)', () => {
     await producer.message_echo('a', { _eks: [[Late, 'a.b']] });
     await producer.message_echo('b', { _eks: [[Late, 'a.c']] });
     const declares = transport.calls.filter((c) => c.method === 'assertExchange');
-    expect(declares).toEqual([{ method: 'assertExchange', args: ['late-exchange', 'topic', expect.objectContaining({ durable: true })] }]);
+    expect(declares).toEqual([
+      {
+        method: 'assertExchange',
+        args: ['late-exchange', 'topic', expect.objectContaining({ durable: true })],
+      },
+    ]);
     const firstPublish = transport.published[0];
     expect(firstPublish?.exchange).toBe('late-exchange');
     await producer.close();
@@ -164,12 +180,20 @@ describe('producer (unit)', () => {
   it('producer - control options are checked: typos and misplaced options are typed errors', async () => {
     const { transport, producer } = setup();
     const loose = producer as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-    await expect(loose['message_echo']!('x', { _kye: 'typo' })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
-    await expect(loose['message_echo']!('x', { _timeout: 3 })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
-    await expect(loose['message_echo']!('x', { _eks: [] })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    await expect(loose['message_echo']!('x', { _kye: 'typo' })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+    });
+    await expect(loose['message_echo']!('x', { _timeout: 3 })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+    });
+    await expect(loose['message_echo']!('x', { _eks: [] })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+    });
     // A plain object that is not all control keys is data.
     await producer.message_echo({ text: 'hi', _private: 1 } as unknown as string, { _key: 'k' });
-    expect((transport.published[0]?.body as { content: unknown }).content).toEqual({ parameters: { text: 'hi', _private: 1 } });
+    expect((transport.published[0]?.body as { content: unknown }).content).toEqual({
+      parameters: { text: 'hi', _private: 1 },
+    });
     await producer.close();
   });
 
@@ -182,10 +206,14 @@ describe('producer (unit)', () => {
   it('producer - a message that does not encode or is too large is a typed error, nothing is published', async () => {
     const transport = new FakeTransport();
     const producer = EchoProducer.create({ transport, maxMessageSize: 1000 });
-    await expect(producer.message_echo('x'.repeat(2000), { _key: 'k' })).rejects.toMatchObject({ code: ErrorCode.MESSAGE_TOO_LARGE });
+    await expect(producer.message_echo('x'.repeat(2000), { _key: 'k' })).rejects.toMatchObject({
+      code: ErrorCode.MESSAGE_TOO_LARGE,
+    });
     const circular: Record<string, unknown> = {};
     circular['self'] = circular;
-    await expect(producer.message_echo(circular as unknown as string, { _key: 'k' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(producer.message_echo(circular as unknown as string, { _key: 'k' })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     expect(transport.published).toHaveLength(0);
     await producer.close();
   });
@@ -195,7 +223,9 @@ describe('producer (unit)', () => {
     await producer.connect();
     transport.confirmMode = 'manual';
     let settled = 0;
-    const sends = Array.from({ length: 50 }, (_, i) => producer.message_echo(`m${i}`, { _key: 'k' }).then(() => settled++));
+    const sends = Array.from({ length: 50 }, (_, i) =>
+      producer.message_echo(`m${i}`, { _key: 'k' }).then(() => settled++),
+    );
     await new Promise((r) => setImmediate(r));
     const channel = transport.channels.find((c) => c.published.length > 0)!;
     expect(channel.published).toHaveLength(50);
@@ -221,14 +251,21 @@ describe('producer (unit)', () => {
     const { transport, producer } = setup();
     await producer.message(1, 'str', { _key: 'k' });
     await producer.forward({ any: 'body' }, { _key: 'k' });
-    expect(transport.published[0]?.body).toMatchObject({ type: 'none', name: 'none', content: { args: [1, 'str'] } });
+    expect(transport.published[0]?.body).toMatchObject({
+      type: 'none',
+      name: 'none',
+      content: { args: [1, 'str'] },
+    });
     expect(transport.published[1]?.body).toEqual({ any: 'body' });
     await producer.close();
   });
 
   it('producer - new also returns the proxy (create only adds the types)', async () => {
     const transport = new FakeTransport();
-    const producer = new EchoProducer({ transport }) as unknown as Record<string, (...a: unknown[]) => Promise<void>>;
+    const producer = new EchoProducer({ transport }) as unknown as Record<
+      string,
+      (...a: unknown[]) => Promise<void>
+    >;
     await producer['message_echo']!('via new', { _key: 'k' });
     expect(transport.published).toHaveLength(1);
     await (producer as unknown as EchoProducer).close();
