@@ -1,0 +1,29 @@
+/**
+ * basic_echo receiver: waits for `echo` commands and prints their parameters, until it gets
+ * the `quit` command. Run: npx tsx demos/basic_echo/echo_receive.ts (POSTAGE_URL selects the broker).
+ */
+import { MessageHandler, MessageProcessor, type Eqk } from '../../lib';
+import { EchoExchange } from './echo_shared';
+
+class EchoReceiveProcessor extends MessageProcessor {
+  static override eqk: Eqk = [[EchoExchange, [['basic-echo-queue', 'echo-rk']]]];
+
+  @MessageHandler('command', 'echo')
+  msgEcho(content: { parameters: unknown }): void {
+    console.log(content.parameters);
+  }
+}
+
+async function main(): Promise<void> {
+  const processor = new EchoReceiveProcessor();
+  const done = processor.run();
+  await processor.start();
+  console.log('[receiver] waiting for echo commands on basic-echo-queue (send quit to stop)');
+  const result = await done;
+  console.log(`[receiver] stopped (${result.reason})`);
+}
+
+main().catch((err: unknown) => {
+  console.error('[receiver] failed:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

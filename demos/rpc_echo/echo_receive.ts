@@ -1,0 +1,37 @@
+/**
+ * rpc_echo receiver: answers the `echo` RPC. The handler gets a reply function; after
+ * replying it may go on working.
+ */
+import {
+  Fingerprint,
+  MessageProcessor,
+  MessageResult,
+  RpcHandler,
+  type Eqk,
+  type ReplyFunction,
+} from '../../lib';
+import { EchoExchange } from './echo_shared';
+
+class EchoReceiveProcessor extends MessageProcessor {
+  static override eqk: Eqk = [[EchoExchange, [['rpc-echo-queue', 'echo-rk']]]];
+
+  @RpcHandler('command', 'echo')
+  msgEcho(content: { parameters: unknown }, reply: ReplyFunction): void {
+    console.log(content.parameters);
+    reply(new MessageResult('RPC message received'));
+  }
+}
+
+async function main(): Promise<void> {
+  const processor = new EchoReceiveProcessor({ fingerprint: new Fingerprint('echo_receive', 'controller') });
+  const done = processor.run();
+  await processor.start();
+  console.log('[receiver] answering echo calls on rpc-echo-queue (send quit to stop)');
+  const result = await done;
+  console.log(`[receiver] stopped (${result.reason})`);
+}
+
+main().catch((err: unknown) => {
+  console.error('[receiver] failed:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,8 @@
+/** rpc_echo: the exchange both programs use. */
+import { Exchange } from '../../lib';
+
+export class EchoExchange extends Exchange {
+  static override name = 'rpc-echo-exchange';
+  static override exchange_type = 'direct';
+  static override durable = true;
+}
