@@ -1,28 +1,25 @@
 /**
- * Two projects: `unit` needs no broker; `broker` talks to the RabbitMQ that
- * `npm test` starts (or to POSTAGE_TEST_URL). Broker specs run serially: they
- * share one small node and the machine has two cores.
+ * Projects: `unit` needs no broker; `broker` talks to the RabbitMQ that `npm test` starts (or to
+ * POSTAGE_TEST_URL); `contract:rabbitmq` and `contract:memory` run the same contract specs
+ * against that RabbitMQ and against the in-process broker, so any difference fails one of them.
  * @type {import('jest').Config}
  */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }];
 
+const project = (displayName, roots, setupFiles = []) => ({
+  displayName,
+  testEnvironment: 'node',
+  roots,
+  testMatch: ['**/*.spec.ts'],
+  setupFiles: ['<rootDir>/spec/helpers/setup.ts', ...setupFiles],
+  transform: { '^.+\\.ts$': tsJest },
+});
+
 module.exports = {
   projects: [
-    {
-      displayName: 'unit',
-      testEnvironment: 'node',
-      roots: ['<rootDir>/spec/unit'],
-      testMatch: ['**/*.spec.ts'],
-      setupFiles: ['<rootDir>/spec/helpers/setup.ts'],
-      transform: { '^.+\\.ts$': tsJest },
-    },
-    {
-      displayName: 'broker',
-      testEnvironment: 'node',
-      roots: ['<rootDir>/spec/broker'],
-      testMatch: ['**/*.spec.ts'],
-      setupFiles: ['<rootDir>/spec/helpers/setup.ts'],
-      transform: { '^.+\\.ts$': tsJest },
-    },
+    project('unit', ['<rootDir>/spec/unit']),
+    project('broker', ['<rootDir>/spec/broker']),
+    project('contract:rabbitmq', ['<rootDir>/spec/contract']),
+    project('contract:memory', ['<rootDir>/spec/contract'], ['<rootDir>/spec/helpers/contract-memory.ts']),
   ],
 };

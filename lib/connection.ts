@@ -12,6 +12,7 @@ import { SafeEmitter } from './events';
 import { exchangeKey, type ExchangeDefinition } from './exchange';
 import { getLogger } from './logger';
 import { amqpTransport } from './transport/amqp/amqp-transport';
+import { memoryTransport } from './transport/memory';
 import type { Transport, TransportChannel, TransportConnection } from './transport/types';
 
 /** Lifecycle of a {@link Connection}, as a discriminated union on `type`. */
@@ -31,6 +32,7 @@ export interface ConnectionEvents {
 const transports = new Map<string, Transport>([
   ['amqp', amqpTransport],
   ['amqps', amqpTransport],
+  ['memory', memoryTransport],
 ]);
 
 /**

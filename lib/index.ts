@@ -42,6 +42,7 @@ export { MessageProcessor } from './processor';
 export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer';
 export { DIRECT_REPLY_TO } from './rpc';
 export { MicroScheduler, runAll } from './scheduler';
+export { MemoryBroker } from './transport/memory';
 export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';
 
 export type { ConnectionConfig, ConnectionOptions, Endpoint } from './config';
@@ -87,6 +88,7 @@ export type {
   RpcMethod,
 } from './producer-proxy';
 export type { RpcReplyMode } from './rpc';
+export type { MemoryBrokerOptions, QueueSnapshot } from './transport/memory';
 export type { MessageBody, ReceivedBody, ResultContent } from './schema';
 export type {
   MessageFields,

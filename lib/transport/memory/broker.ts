@@ -1,0 +1,371 @@
+import { randomBytes } from 'node:crypto';
+
+import type { MessageProperties } from '../types';
+import { AmqpException } from './errors';
+import { MemoryExchange } from './exchange';
+import type { MemoryConnection } from './connection';
+import { MemoryQueue, type DeathReason, type QueueHost, type QueueSettings, type Stored } from './queue';
+
+/** Settings of an in-process broker. */
+export interface MemoryBrokerOptions {
+  /**
+   * Largest message body accepted, in bytes; a larger publish closes the channel with 406 as
+   * RabbitMQ's `max_message_size` does.
+   * @default 134_217_728 (RabbitMQ's default, 128 MiB)
+   */
+  maxMessageSize?: number;
+}
+
+/** A snapshot of one queue, for tests and tooling. */
+export interface QueueSnapshot {
+  readonly name: string;
+  readonly messages: number;
+  readonly unacked: number;
+  readonly consumers: number;
+  readonly durable: boolean;
+  readonly type: 'classic' | 'quorum';
+}
+
+const brokers = new Map<string, MemoryBroker>();
+
+/**
+ * An AMQP 0-9-1 broker that lives in this process and follows RabbitMQ's rules for everything
+ * postage uses: exchanges of every built-in type, queues with TTL, length limits, dead-lettering
+ * and delivery limits, prefetch, acks, confirms, returns and direct reply-to. Connections to
+ * `memory://<name>` reach the broker of that name, created on first use.
+ *
+ * It also lets tests cause faults that RabbitMQ users meet: closing every connection, a
+ * restart that keeps only durable state, a resource alarm, an unreachable broker.
+ *
+ * @example
+ * ```ts
+ * const connection = new Connection({ url: 'memory://' });
+ * // ... producers and processors as over RabbitMQ
+ * MemoryBroker.named('default').inspect();
+ * ```
+ */
+export class MemoryBroker implements QueueHost {
+  /** @internal */ readonly exchanges = new Map<string, MemoryExchange>();
+  /** @internal */ readonly queues = new Map<string, MemoryQueue>();
+  /** @internal */ readonly connections = new Set<MemoryConnection>();
+  /** @internal */ readonly replyConsumers = new Map<string, import('./channel').ReplyConsumer>();
+  /** @internal */ readonly maxMessageSize: number;
+  /** @internal */ alarm: string | undefined;
+  /** Refuse new connections (a broker that is down or unreachable). */
+  unreachable = false;
+  private nextConnectionId = 1;
+  private readonly dirtyQueues = new Set<MemoryQueue>();
+  private readonly dirtyChannels = new Set<{ flushOutbox(): void }>();
+  private scheduled = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    readonly name = 'default',
+    options: MemoryBrokerOptions = {},
+  ) {
+    this.maxMessageSize = options.maxMessageSize ?? 134_217_728;
+    this.declareDefaults();
+  }
+
+  /** The broker that `memory://<name>` reaches, created on first use. */
+  static named(name = 'default', options?: MemoryBrokerOptions): MemoryBroker {
+    let broker = brokers.get(name);
+    if (broker === undefined) {
+      broker = new MemoryBroker(name, options);
+      brokers.set(name, broker);
+    }
+    return broker;
+  }
+
+  /** Closes every connection and forgets every broker (between tests). */
+  static resetAll(): void {
+    for (const broker of brokers.values()) broker.reset();
+    brokers.clear();
+  }
+
+  /** Queues by name, with their counts. */
+  inspect(): QueueSnapshot[] {
+    return [...this.queues.values()].map((q) => ({
+      name: q.name,
+      messages: q.ready.length,
+      unacked: q.unacked,
+      consumers: q.consumers.length,
+      durable: q.settings.durable,
+      type: q.settings.type,
+    }));
+  }
+
+  /** One queue's snapshot, or undefined when it does not exist. */
+  queue(name: string): QueueSnapshot | undefined {
+    return this.inspect().find((q) => q.name === name);
+  }
+
+  /** Bodies and properties of the ready messages of a queue, without consuming them. */
+  peek(queue: string): { content: Buffer; properties: MessageProperties; routingKey: string }[] {
+    const q = this.queues.get(queue);
+    if (q === undefined) return [];
+    return [...q.ready].map((m) => ({ content: m.content, properties: m.properties, routingKey: m.routingKey }));
+  }
+
+  /** Closes every client connection with 320 CONNECTION_FORCED, as `rabbitmqctl close_all_connections`. */
+  closeAllConnections(reason = 'Closed via management plugin'): void {
+    const error = new AmqpException(320, `CONNECTION_FORCED - ${reason}`, 'BasicPublish');
+    for (const connection of [...this.connections]) connection.forceClose(error);
+  }
+
+  /**
+   * A broker restart: every connection is closed, non-durable exchanges and queues vanish and
+   * durable queues keep only their persistent messages (unacked ones come back redelivered).
+   */
+  restart(): void {
+    this.closeAllConnections('broker forced connection closure with reason \'shutdown\'');
+    for (const exchange of [...this.exchanges.values()]) {
+      if (!exchange.durable) this.removeExchange(exchange);
+    }
+    for (const queue of [...this.queues.values()]) {
+      if (!queue.settings.durable) {
+        this.removeQueue(queue);
+        continue;
+      }
+      const kept = queue.ready.drain().filter((m) => m.properties.deliveryMode === 2);
+      queue.readyBytes = 0;
+      for (const m of kept) {
+        queue.ready.push(m);
+        queue.readyBytes += m.content.length;
+      }
+    }
+    this.alarm = undefined;
+  }
+
+  /** Raises or clears a resource alarm: publishing connections are blocked until it clears. */
+  setAlarm(reason: string | undefined): void {
+    const was = this.alarm;
+    this.alarm = reason;
+    if (was === reason) return;
+    for (const connection of this.connections) {
+      if (reason !== undefined) connection.block(reason);
+      else connection.unblock();
+    }
+  }
+
+  /** Closes every connection and deletes everything but the predeclared exchanges. */
+  reset(): void {
+    for (const connection of [...this.connections]) connection.forceClose(
+      new AmqpException(320, 'CONNECTION_FORCED - broker reset', 'BasicPublish'),
+    );
+    for (const queue of [...this.queues.values()]) this.removeQueue(queue);
+    this.exchanges.clear();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.alarm = undefined;
+    this.unreachable = false;
+    this.declareDefaults();
+  }
+
+  /** @internal */
+  connectionId(): number {
+    return this.nextConnectionId++;
+  }
+
+  /** @internal Called when a connection opens or closes: timers keep the process alive only while clients are connected. */
+  refTimers(): void {
+    const ref = this.connections.size > 0;
+    for (const timer of this.timers) {
+      if (ref) timer.ref();
+      else timer.unref();
+    }
+  }
+
+  /** @internal */
+  timer(callback: () => void, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      callback();
+    }, ms);
+    if (this.connections.size === 0) timer.unref();
+    this.timers.add(timer);
+    return timer;
+  }
+
+  /** @internal Queues a pump of this queue on the next broker turn. */
+  schedule(queue: MemoryQueue): void {
+    this.dirtyQueues.add(queue);
+    this.wake();
+  }
+
+  /** @internal Queues a channel's confirms and returns on the next broker turn. */
+  scheduleChannel(channel: { flushOutbox(): void }): void {
+    this.dirtyChannels.add(channel);
+    this.wake();
+  }
+
+  /** @internal A new server-named queue name. */
+  generatedName(): string {
+    return `amq.gen-${randomBytes(16).toString('base64url').slice(0, 22)}`;
+  }
+
+  /**
+   * @internal Routes a message from an exchange, following exchange-to-exchange bindings and
+   * alternate exchanges; each queue appears once.
+   */
+  route(exchange: MemoryExchange, routingKey: string, headers: Record<string, unknown> | undefined): MemoryQueue[] {
+    if (exchange.name === '') {
+      const queue = this.queues.get(routingKey);
+      return queue === undefined ? [] : [queue];
+    }
+    const out: MemoryQueue[] = [];
+    this.collect(exchange, routingKey, headers, out, undefined);
+    return out;
+  }
+
+  /** @internal Dead-letters a message that left a queue, as RabbitMQ does (x-death, first-death headers). */
+  deadLetter(queue: MemoryQueue, message: Stored, reason: DeathReason): void {
+    const dlxName = queue.settings.deadLetterExchange;
+    if (dlxName === undefined) return;
+    const dlx = this.exchanges.get(dlxName);
+    if (dlx === undefined) return;
+    const headers: Record<string, unknown> = { ...(message.properties.headers ?? {}) };
+    const deaths = Array.isArray(headers['x-death']) ? [...(headers['x-death'] as Record<string, unknown>[])] : [];
+    const now = Math.floor(Date.now() / 1000);
+    const at = deaths.findIndex((d) => d['queue'] === queue.name && d['reason'] === reason);
+    let entry: Record<string, unknown>;
+    if (at >= 0) {
+      const previous = deaths.splice(at, 1)[0] as Record<string, unknown>;
+      entry = { ...previous, count: Number(previous['count'] ?? 0) + 1, time: now };
+    } else {
+      entry = {
+        count: 1,
+        reason,
+        queue: queue.name,
+        time: now,
+        exchange: message.exchange,
+        'routing-keys': [message.routingKey],
+      };
+      if (message.properties.expiration !== undefined) entry['original-expiration'] = message.properties.expiration;
+    }
+    deaths.unshift(entry);
+    headers['x-death'] = deaths;
+    if (headers['x-first-death-reason'] === undefined) {
+      headers['x-first-death-reason'] = reason;
+      headers['x-first-death-queue'] = queue.name;
+      headers['x-first-death-exchange'] = message.exchange;
+    }
+    const { expiration: _dropped, ...rest } = message.properties;
+    const properties: MessageProperties = { ...rest, headers };
+    const routingKey = queue.settings.deadLetterRoutingKey ?? message.routingKey;
+    const now_ms = Date.now();
+    // A cycle with no rejection in it would loop forever: RabbitMQ drops the message instead.
+    const rejectedOnce = deaths.some((d) => d['reason'] === 'rejected');
+    for (const target of this.route(dlx, routingKey, headers)) {
+      if (!rejectedOnce && deaths.some((d) => d['queue'] === target.name)) continue;
+      target.enqueue(
+        {
+          seq: 0,
+          exchange: dlxName,
+          routingKey,
+          content: message.content,
+          properties,
+          expiresAt: Infinity,
+          returns: 0,
+          redelivered: false,
+        },
+        now_ms,
+      );
+    }
+  }
+
+  /** @internal Deletes a queue: consumers cancelled, bindings removed, messages dropped. */
+  removeQueue(queue: MemoryQueue): number {
+    if (this.queues.get(queue.name) !== queue) return 0;
+    this.queues.delete(queue.name);
+    const dropped = queue.destroy().length;
+    for (const exchange of [...this.exchanges.values()]) {
+      if (exchange.unbindAll(queue)) this.removeExchange(exchange);
+    }
+    return dropped;
+  }
+
+  /** @internal Deletes an exchange and the bindings to and from it. */
+  removeExchange(exchange: MemoryExchange): void {
+    if (this.exchanges.get(exchange.name) !== exchange) return;
+    this.exchanges.delete(exchange.name);
+    for (const other of [...this.exchanges.values()]) {
+      if (other.unbindAll(exchange)) this.removeExchange(other);
+    }
+  }
+
+  /** @internal Creates a queue. */
+  createQueue(name: string, settings: QueueSettings): MemoryQueue {
+    const queue = new MemoryQueue(name, settings, this);
+    this.queues.set(name, queue);
+    return queue;
+  }
+
+  private collect(
+    exchange: MemoryExchange,
+    routingKey: string,
+    headers: Record<string, unknown> | undefined,
+    out: MemoryQueue[],
+    seen: Set<MemoryExchange> | undefined,
+  ): void {
+    const bindings = exchange.route(routingKey, headers);
+    const before = out.length;
+    for (let i = 0; i < bindings.length; i++) {
+      const destination = (bindings[i] as (typeof bindings)[number]).destination;
+      if (destination instanceof MemoryQueue) {
+        if (!out.includes(destination)) out.push(destination);
+      } else {
+        const visited = seen ?? new Set([exchange]);
+        if (visited.has(destination)) continue;
+        visited.add(destination);
+        this.collect(destination, routingKey, headers, out, visited);
+      }
+    }
+    const alternate = exchange.alternate;
+    if (out.length === before && alternate !== undefined) {
+      const target = this.exchanges.get(alternate);
+      const visited = seen ?? new Set([exchange]);
+      if (target !== undefined && !visited.has(target)) {
+        visited.add(target);
+        this.collect(target, routingKey, headers, out, visited);
+      }
+    }
+  }
+
+  private wake(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  /** One broker turn: confirms and returns first (in publish order), then deliveries. */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    for (let round = 0; round < 64 && (this.dirtyChannels.size > 0 || this.dirtyQueues.size > 0); round++) {
+      if (this.dirtyChannels.size > 0) {
+        const channels = [...this.dirtyChannels];
+        this.dirtyChannels.clear();
+        for (const channel of channels) channel.flushOutbox();
+      }
+      if (this.dirtyQueues.size > 0) {
+        const queues = [...this.dirtyQueues];
+        this.dirtyQueues.clear();
+        const now = Date.now();
+        for (const queue of queues) queue.pump(now);
+      }
+    }
+    if (this.dirtyChannels.size > 0 || this.dirtyQueues.size > 0) this.wake();
+  };
+
+  private declareDefaults(): void {
+    const add = (name: string, type: 'direct' | 'fanout' | 'topic' | 'headers'): void => {
+      this.exchanges.set(name, new MemoryExchange(name, type, true, false, false, {}));
+    };
+    add('', 'direct');
+    add('amq.direct', 'direct');
+    add('amq.fanout', 'fanout');
+    add('amq.topic', 'topic');
+    add('amq.headers', 'headers');
+    add('amq.match', 'headers');
+  }
+}

@@ -1,0 +1,150 @@
+import { uid } from '../helpers/broker';
+import { Collector, channel, connect, drain, publishConfirmed, sleep, target } from '../helpers/contract';
+
+describe(`delivery (contract, ${target})`, () => {
+  async function queueWith(bodies: string[], options: { exclusive?: boolean } = {}) {
+    const connection = await connect();
+    const ch = await channel(connection, true);
+    const { queue } = await ch.assertQueue(uid('q.delivery'), {
+      durable: false,
+      exclusive: options.exclusive ?? false,
+      autoDelete: false,
+    });
+    for (const body of bodies) await publishConfirmed(ch, '', queue, body);
+    return { connection, ch, queue };
+  }
+
+  test('delivery - round-robin among the consumers of a queue', async () => {
+    const { connection, ch, queue } = await queueWith([]);
+    const a = new Collector();
+    const b = new Collector();
+    const consumerChannel = await channel(connection);
+    await consumerChannel.consume(queue, a.onMessage, { noAck: true });
+    await consumerChannel.consume(queue, b.onMessage, { noAck: true });
+    for (let i = 0; i < 10; i++) await publishConfirmed(ch, '', queue, String(i));
+    await a.waitFor(5);
+    await b.waitFor(5);
+    expect(a.bodies()).toEqual(['0', '2', '4', '6', '8']);
+    expect(b.bodies()).toEqual(['1', '3', '5', '7', '9']);
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - prefetch bounds the unacked deliveries of a consumer', async () => {
+    const { connection, queue, ch } = await queueWith(['1', '2', '3', '4', '5']);
+    const consumerChannel = await channel(connection);
+    await consumerChannel.prefetch(2);
+    const got = new Collector();
+    await consumerChannel.consume(queue, got.onMessage);
+    await got.waitFor(2);
+    await sleep(100);
+    expect(got.bodies()).toEqual(['1', '2']);
+    consumerChannel.ack(got.messages[0]!);
+    await got.waitFor(3);
+    await sleep(100);
+    expect(got.bodies()).toEqual(['1', '2', '3']);
+    consumerChannel.ack(got.messages[2]!, true); // acks 2 and 3 as well
+    await got.waitFor(5);
+    expect(got.bodies()).toEqual(['1', '2', '3', '4', '5']);
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - nack with requeue redelivers in the original order, flagged redelivered', async () => {
+    const { connection, queue, ch } = await queueWith(['a', 'b', 'c']);
+    const consumerChannel = await channel(connection);
+    const first = new Collector();
+    const { consumerTag } = await consumerChannel.consume(queue, first.onMessage);
+    await first.waitFor(3);
+    await consumerChannel.cancel(consumerTag);
+    consumerChannel.nack(first.messages[1]!, false, true);
+    consumerChannel.nack(first.messages[0]!, false, true);
+    consumerChannel.ack(first.messages[2]!);
+    const again = await drain(ch, queue, 10);
+    expect(again.map((m) => [m.content.toString(), m.fields.redelivered])).toEqual([
+      ['a', true],
+      ['b', true],
+    ]);
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - reject without requeue and without a dead-letter exchange drops the message', async () => {
+    const { queue, ch } = await queueWith(['x']);
+    const got = await ch.get(queue);
+    expect(got).not.toBe(false);
+    ch.reject(got as Exclude<typeof got, false>, false);
+    expect(await ch.checkQueue(queue)).toMatchObject({ messageCount: 0 });
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - closing a channel requeues its unacked messages', async () => {
+    const { connection, queue, ch } = await queueWith(['p', 'q']);
+    const consumerChannel = await channel(connection);
+    const got = new Collector();
+    await consumerChannel.consume(queue, got.onMessage);
+    await got.waitFor(2);
+    expect(got.messages.every((m) => !m.fields.redelivered)).toBe(true);
+    await consumerChannel.close();
+    const again = await drain(ch, queue, 10);
+    expect(again.map((m) => [m.content.toString(), m.fields.redelivered])).toEqual([
+      ['p', true],
+      ['q', true],
+    ]);
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - basic.get reports the remaining count; an empty queue gives false', async () => {
+    const { queue, ch } = await queueWith(['1', '2', '3']);
+    const first = await ch.get(queue, { noAck: true });
+    expect(first && first.fields.messageCount).toBe(2);
+    await drain(ch, queue, 10);
+    expect(await ch.get(queue, { noAck: true })).toBe(false);
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - an exclusive consumer keeps others out (403), a cancelled consumer gets nothing more', async () => {
+    const { connection, queue, ch } = await queueWith([]);
+    const owner = await channel(connection);
+    const got = new Collector();
+    const { consumerTag } = await owner.consume(queue, got.onMessage, { exclusive: true, noAck: true });
+    const other = await channel(connection);
+    await expect(other.consume(queue, () => undefined)).rejects.toMatchObject({ code: 403 });
+    await other.whenClosed;
+    await publishConfirmed(ch, '', queue, 'one');
+    await got.waitFor(1);
+    await owner.cancel(consumerTag);
+    await publishConfirmed(ch, '', queue, 'two');
+    await sleep(100);
+    expect(got.bodies()).toEqual(['one']);
+    expect(await ch.checkQueue(queue)).toMatchObject({ messageCount: 1, consumerCount: 0 });
+    await ch.deleteQueue(queue);
+  });
+
+  test('delivery - deleting a queue cancels its consumers (the callback gets null)', async () => {
+    const { connection, queue, ch } = await queueWith([]);
+    const consumerChannel = await channel(connection);
+    const cancelled = new Promise<void>((resolve) =>
+      void consumerChannel.consume(queue, (m) => {
+        if (m === null) resolve();
+      }),
+    );
+    await sleep(50);
+    await ch.deleteQueue(queue);
+    await cancelled;
+  });
+
+  test('delivery - exclusive queues vanish with their connection; auto-delete with their last consumer', async () => {
+    const owner = await connect();
+    const ownerChannel = await channel(owner);
+    const { queue: exclusive } = await ownerChannel.assertQueue(uid('q.exclusive'), { exclusive: true, durable: false });
+    const { queue: auto } = await ownerChannel.assertQueue(uid('q.auto'), { autoDelete: true, durable: false });
+    const { consumerTag } = await ownerChannel.consume(auto, () => undefined, { noAck: true });
+    const observer = await channel();
+    expect(await observer.checkQueue(auto)).toMatchObject({ consumerCount: 1 });
+    await ownerChannel.cancel(consumerTag);
+    await sleep(50);
+    await expect(observer.checkQueue(auto)).rejects.toMatchObject({ code: 404 });
+    const observer2 = await channel();
+    await owner.close();
+    await sleep(50);
+    await expect(observer2.checkQueue(exclusive)).rejects.toMatchObject({ code: 404 });
+  });
+});
