@@ -2,8 +2,9 @@
  * The echo story in one process, narrated: basic echo, fingerprints, round-robin and fanout,
  * RPC with a reply, an RPC that times out and retries, a bad message dead-lettered, quit.
  *
- * `npm run demo` runs it against a throwaway RabbitMQ; `POSTAGE_URL=amqp://... npx tsx
- * demos/echo_story.ts` runs it against yours. It exits 0 only if every step did what it says.
+ * `npm run demo` runs it on the in-process broker (memory://), with no RabbitMQ at all;
+ * `npm run demo:rabbitmq` against a throwaway RabbitMQ; `POSTAGE_URL=amqp://... npm run demo`
+ * against yours. It exits 0 only if every step did what it says.
  */
 import {
   Exchange,
@@ -21,9 +22,10 @@ import {
   type ReplyFunction,
 } from '../lib';
 
-// npm run demo sets POSTAGE_TEST_URL (a throwaway broker); otherwise POSTAGE_URL, or the default.
-const url = process.env['POSTAGE_TEST_URL'] || process.env['POSTAGE_URL'] || undefined;
-const connection = url === undefined ? {} : { url };
+// POSTAGE_URL wins; `npm run demo:rabbitmq` sets POSTAGE_TEST_URL (a throwaway RabbitMQ);
+// otherwise the in-process broker.
+const url = process.env['POSTAGE_URL'] || process.env['POSTAGE_TEST_URL'] || 'memory://';
+const connection = { url };
 const run = `${process.pid}`;
 
 class StoryExchange extends Exchange {
@@ -115,7 +117,7 @@ class StoryProducer extends GenericProducer<{ echo: string; slow: number; mute: 
 }
 
 async function main(): Promise<void> {
-  say(`postage echo story on ${url ?? 'the default broker (POSTAGE_URL unset)'}`);
+  say(`postage echo story on ${url.startsWith('memory:') ? 'the in-process broker (memory://)' : 'RabbitMQ'}`);
   const a = new Receiver('A');
   const b = new Receiver('B');
   const running = runAll([a, b]);

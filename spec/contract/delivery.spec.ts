@@ -48,23 +48,22 @@ describe(`delivery (contract, ${target})`, () => {
     await ch.deleteQueue(queue);
   });
 
-  test('delivery - nack with requeue redelivers in the original order, flagged redelivered', async () => {
-    const { connection, queue, ch } = await queueWith(['a', 'b', 'c']);
-    const consumerChannel = await channel(connection);
-    const first = new Collector();
-    const { consumerTag } = await consumerChannel.consume(queue, first.onMessage);
-    await first.waitFor(3);
-    await consumerChannel.cancel(consumerTag);
-    consumerChannel.nack(first.messages[1]!, false, true);
-    consumerChannel.nack(first.messages[0]!, false, true);
-    consumerChannel.ack(first.messages[2]!);
-    const again = await drain(ch, queue, 10);
-    expect(again.map((m) => [m.content.toString(), m.fields.redelivered])).toEqual([
-      ['a', true],
-      ['b', true],
-    ]);
-    await ch.deleteQueue(queue);
-  });
+  test.each(['classic', 'quorum'])(
+    'delivery - nack with requeue: a %s queue redelivers it flagged redelivered, at its place (classic) or at the back (quorum)',
+    async (type) => {
+      const ch = await channel(undefined, true);
+      const queue = uid(`q.requeue.${type}`);
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': type } });
+      for (const body of ['a', 'b', 'c']) await publishConfirmed(ch, '', queue, body);
+      const first = await ch.get(queue);
+      expect(first && [first.content.toString(), first.fields.redelivered]).toEqual(['a', false]);
+      ch.nack(first as Exclude<typeof first, false>, false, true);
+      const again = await drain(ch, queue, 10);
+      const order = again.map((m) => `${m.content.toString()}${m.fields.redelivered ? '*' : ''}`);
+      expect(order).toEqual(type === 'classic' ? ['a*', 'b', 'c'] : ['b', 'c', 'a*']);
+      await ch.deleteQueue(queue);
+    },
+  );
 
   test('delivery - reject without requeue and without a dead-letter exchange drops the message', async () => {
     const { queue, ch } = await queueWith(['x']);

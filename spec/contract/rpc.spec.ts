@@ -33,8 +33,8 @@ describe(`producer, processor and RPC (contract, ${target})`, () => {
         reply(new MessageResult(content.parameters));
       }
       /** Holds silent calls until the test releases them (after the caller gave up). */
+      release!: () => void;
       gate = new Promise<void>((resolve) => (this.release = resolve));
-      release: () => void = () => undefined;
       @RpcHandler('command', 'silent') async silent() {
         this.seen.push('silent called');
         await this.gate;

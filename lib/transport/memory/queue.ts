@@ -127,7 +127,7 @@ export class MemoryQueue {
     return 'queued';
   }
 
-  /** Puts a delivered message back in its place, or dead-letters it past the delivery limit. */
+  /** Puts a delivered message back (classic: in its place; quorum: at the back), or dead-letters it past the delivery limit. */
   requeue(message: Stored): void {
     if (this.deleted) return;
     message.returns++;
@@ -137,7 +137,14 @@ export class MemoryQueue {
       return;
     }
     message.redelivered = true;
-    this.ready.insertSorted(message, (m) => m.seq);
+    if (this.settings.type === 'quorum') {
+      // Quorum queues append returned messages at the back, in the order they come back.
+      message.seq = this.nextSeq++;
+      this.ready.push(message);
+    } else {
+      // Classic queues put a requeued message back at its original position.
+      this.ready.insertSorted(message, (m) => m.seq);
+    }
     this.readyBytes += message.content.length;
     this.host.schedule(this);
   }
