@@ -117,7 +117,9 @@ class StoryProducer extends GenericProducer<{ echo: string; slow: number; mute: 
 }
 
 async function main(): Promise<void> {
-  say(`postage echo story on ${url.startsWith('memory:') ? 'the in-process broker (memory://)' : 'RabbitMQ'}`);
+  say(
+    `postage echo story on ${url.startsWith('memory:') ? 'the in-process broker (memory://)' : 'RabbitMQ'}`,
+  );
   const a = new Receiver('A');
   const b = new Receiver('B');
   const running = runAll([a, b]);

@@ -43,6 +43,7 @@ export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer';
 export { DIRECT_REPLY_TO } from './rpc';
 export { MicroScheduler, runAll } from './scheduler';
 export { MemoryBroker } from './transport/memory';
+export { TestClient } from './testing';
 export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';
 
 export type { ConnectionConfig, ConnectionOptions, Endpoint } from './config';
@@ -88,7 +89,16 @@ export type {
   RpcMethod,
 } from './producer-proxy';
 export type { RpcReplyMode } from './rpc';
-export type { MemoryBrokerOptions, QueueSnapshot } from './transport/memory';
+export type {
+  BrokerObserver,
+  MemoryBrokerOptions,
+  ObservedDeath,
+  ObservedMessage,
+  ObservedPublish,
+  ObservedSettle,
+  QueueSnapshot,
+} from './transport/memory';
+export type { DeadLettered, Published, Recorded, SendTarget, Settled, TestClientOptions } from './testing';
 export type { MessageBody, ReceivedBody, ResultContent } from './schema';
 export type {
   MessageFields,

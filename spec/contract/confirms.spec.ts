@@ -32,7 +32,10 @@ describe(`confirms, returns and direct reply-to (contract, ${target})`, () => {
       returned = m;
       events.push('return');
     });
-    const err = await publishConfirmed(ch, 'amq.direct', uid('nobody'), 'lost?', { mandatory: true, messageId: 'r1' });
+    const err = await publishConfirmed(ch, 'amq.direct', uid('nobody'), 'lost?', {
+      mandatory: true,
+      messageId: 'r1',
+    });
     events.push('ack');
     expect(err).toBeNull();
     expect(events).toEqual(['return', 'ack']);
@@ -58,7 +61,10 @@ describe(`confirms, returns and direct reply-to (contract, ${target})`, () => {
     await client.consume('amq.rabbitmq.reply-to', replies.onMessage, { noAck: true });
     const requests = new Collector();
     await server.consume(queue, requests.onMessage, { noAck: true });
-    await publishConfirmed(client, '', queue, 'ping', { replyTo: 'amq.rabbitmq.reply-to', correlationId: 'c1' });
+    await publishConfirmed(client, '', queue, 'ping', {
+      replyTo: 'amq.rabbitmq.reply-to',
+      correlationId: 'c1',
+    });
     const [request] = await requests.waitFor(1);
     const replyTo = request?.properties.replyTo as string;
     expect(replyTo).toMatch(/^amq\.rabbitmq\.reply-to\..+/);
@@ -89,7 +95,9 @@ describe(`confirms, returns and direct reply-to (contract, ${target})`, () => {
     const [request] = await requests.waitFor(1);
     await clientConnection.close();
     await sleep(50);
-    const returned = new Promise<number>((resolve) => server.on('return', (m: TransportMessage) => resolve(m.fields.replyCode ?? 0)));
+    const returned = new Promise<number>((resolve) =>
+      server.on('return', (m: TransportMessage) => resolve(m.fields.replyCode ?? 0)),
+    );
     await publishConfirmed(server, '', request?.properties.replyTo as string, 'late', { mandatory: true });
     expect(await returned).toBe(312);
   });

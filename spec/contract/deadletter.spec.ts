@@ -77,7 +77,9 @@ describe(`dead-lettering, TTL and length limits (contract, ${target})`, () => {
       third = await ch.get(queue, { noAck: true });
       if (third === false) await sleep(10);
     }
-    expect(deaths(third as TransportMessage)).toEqual([expect.objectContaining({ count: 2, reason: 'rejected', queue })]);
+    expect(deaths(third as TransportMessage)).toEqual([
+      expect.objectContaining({ count: 2, reason: 'rejected', queue }),
+    ]);
     await ch.deleteExchange(back);
     await cleanup();
   });

@@ -120,10 +120,11 @@ describe(`delivery (contract, ${target})`, () => {
   test('delivery - deleting a queue cancels its consumers (the callback gets null)', async () => {
     const { connection, queue, ch } = await queueWith([]);
     const consumerChannel = await channel(connection);
-    const cancelled = new Promise<void>((resolve) =>
-      void consumerChannel.consume(queue, (m) => {
-        if (m === null) resolve();
-      }),
+    const cancelled = new Promise<void>(
+      (resolve) =>
+        void consumerChannel.consume(queue, (m) => {
+          if (m === null) resolve();
+        }),
     );
     await sleep(50);
     await ch.deleteQueue(queue);
@@ -133,8 +134,14 @@ describe(`delivery (contract, ${target})`, () => {
   test('delivery - exclusive queues vanish with their connection; auto-delete with their last consumer', async () => {
     const owner = await connect();
     const ownerChannel = await channel(owner);
-    const { queue: exclusive } = await ownerChannel.assertQueue(uid('q.exclusive'), { exclusive: true, durable: false });
-    const { queue: auto } = await ownerChannel.assertQueue(uid('q.auto'), { autoDelete: true, durable: false });
+    const { queue: exclusive } = await ownerChannel.assertQueue(uid('q.exclusive'), {
+      exclusive: true,
+      durable: false,
+    });
+    const { queue: auto } = await ownerChannel.assertQueue(uid('q.auto'), {
+      autoDelete: true,
+      durable: false,
+    });
     const { consumerTag } = await ownerChannel.consume(auto, () => undefined, { noAck: true });
     const observer = await channel();
     expect(await observer.checkQueue(auto)).toMatchObject({ consumerCount: 1 });

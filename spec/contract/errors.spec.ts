@@ -21,9 +21,13 @@ describe(`broker errors (contract, ${target})`, () => {
     const name = uid('q');
     await ch.assertQueue(name, { durable: false, messageTtl: 1000 });
     await ch.assertQueue(name, { durable: false, messageTtl: 1000 });
-    await expect(ch.assertQueue(name, { durable: false, messageTtl: 2000 })).rejects.toMatchObject({ code: 406 });
+    await expect(ch.assertQueue(name, { durable: false, messageTtl: 2000 })).rejects.toMatchObject({
+      code: 406,
+    });
     const again = await channel();
-    await expect(again.assertQueue(name, { durable: true, messageTtl: 1000 })).rejects.toMatchObject({ code: 406 });
+    await expect(again.assertQueue(name, { durable: true, messageTtl: 1000 })).rejects.toMatchObject({
+      code: 406,
+    });
     await (await channel()).deleteQueue(name);
   });
 
@@ -53,7 +57,9 @@ describe(`broker errors (contract, ${target})`, () => {
     const err = await stranger.consume(queue, () => undefined).catch((e: unknown) => e);
     expect(toPostageError(err, ErrorCode.BROKER_ERROR).code).toBe(ErrorCode.RESOURCE_LOCKED);
     const stranger2 = await channel(await connect());
-    await expect(stranger2.assertQueue(queue, { exclusive: true, durable: false })).rejects.toMatchObject({ code: 405 });
+    await expect(stranger2.assertQueue(queue, { exclusive: true, durable: false })).rejects.toMatchObject({
+      code: 405,
+    });
   });
 
   test('errors - names under amq. are reserved (403)', async () => {

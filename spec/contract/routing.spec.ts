@@ -2,7 +2,10 @@ import { uid } from '../helpers/broker';
 import { channel, drain, publishConfirmed, target } from '../helpers/contract';
 
 describe(`routing (contract, ${target})`, () => {
-  async function setup(type: string, bindings: [queue: string, key: string, args?: Record<string, unknown>][]) {
+  async function setup(
+    type: string,
+    bindings: [queue: string, key: string, args?: Record<string, unknown>][],
+  ) {
     const ch = await channel(undefined, true);
     const exchange = uid(`route.${type}`);
     await ch.assertExchange(exchange, type, { durable: false, autoDelete: false });
@@ -50,7 +53,8 @@ describe(`routing (contract, ${target})`, () => {
       ['mid', 'a.#.c'],
       ['all', '#'],
     ]);
-    for (const key of ['a.b.c', 'a', 'a.c', 'a.b.b.c', 'x.c', 'b']) await publishConfirmed(ch, exchange, key, key);
+    for (const key of ['a.b.c', 'a', 'a.c', 'a.b.b.c', 'x.c', 'b'])
+      await publishConfirmed(ch, exchange, key, key);
     expect(await got('star')).toEqual(['a.b.c']);
     expect(await got('hash')).toEqual(['a.b.c', 'a', 'a.c', 'a.b.b.c', 'x.c']);
     expect(await got('mid')).toEqual(['a.b.c', 'a.c', 'a.b.b.c']);

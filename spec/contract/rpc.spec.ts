@@ -50,7 +50,13 @@ describe(`producer, processor and RPC (contract, ${target})`, () => {
     });
     await processor.start();
     cleanup.push(() => processor.stop());
-    class P extends GenericProducer<{ echo: unknown; silent: void; explode: void; unknown: void; note: string }> {
+    class P extends GenericProducer<{
+      echo: unknown;
+      silent: void;
+      explode: void;
+      unknown: void;
+      note: string;
+    }> {
       static override eks = [[ex, 'rk']] as const;
     }
     const producer = P.create({ url: contractUrl() });

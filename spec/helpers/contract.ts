@@ -103,7 +103,12 @@ export class Collector {
 }
 
 /** Gets up to `max` messages with basic.get (acked), waiting up to `timeoutMs` for the first. */
-export async function drain(ch: TransportChannel, queue: string, max = 100, timeoutMs = 2000): Promise<TransportMessage[]> {
+export async function drain(
+  ch: TransportChannel,
+  queue: string,
+  max = 100,
+  timeoutMs = 2000,
+): Promise<TransportMessage[]> {
   const out: TransportMessage[] = [];
   const deadline = Date.now() + timeoutMs;
   while (out.length < max) {

@@ -16,6 +16,42 @@ export interface MemoryBrokerOptions {
   maxMessageSize?: number;
 }
 
+/** What an observer of the broker sees (the test client uses it; no cost when nobody observes). */
+export interface BrokerObserver {
+  /** A message was published; `queues` are the queues it reached (reply-to: none). */
+  published?(event: ObservedPublish): void;
+  /** A delivered message was acked, requeued or rejected without requeue. */
+  settled?(event: ObservedSettle): void;
+  /** A message left a queue for its dead-letter exchange. */
+  deadLettered?(event: ObservedDeath): void;
+}
+
+/** A message as observers see it. */
+export interface ObservedMessage {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly properties: MessageProperties;
+}
+
+export interface ObservedPublish extends ObservedMessage {
+  /** The publishing connection, to tell clients apart. */
+  readonly connectionId: number;
+  readonly queues: readonly string[];
+}
+
+export interface ObservedSettle extends ObservedMessage {
+  readonly queue: string;
+  readonly outcome: 'ack' | 'requeue' | 'reject';
+}
+
+export interface ObservedDeath extends ObservedMessage {
+  readonly queue: string;
+  readonly reason: DeathReason;
+  /** The dead-letter exchange; undefined when the queue has none (the message is dropped). */
+  readonly deadLetterExchange: string | undefined;
+}
+
 /** A snapshot of one queue, for tests and tooling. */
 export interface QueueSnapshot {
   readonly name: string;
@@ -27,6 +63,21 @@ export interface QueueSnapshot {
 }
 
 const brokers = new Map<string, MemoryBroker>();
+
+/** @internal */
+export function observed(message: {
+  exchange: string;
+  routingKey: string;
+  content: Buffer;
+  properties: MessageProperties;
+}): ObservedMessage {
+  return {
+    exchange: message.exchange,
+    routingKey: message.routingKey,
+    content: message.content,
+    properties: message.properties,
+  };
+}
 
 /**
  * An AMQP 0-9-1 broker that lives in this process and follows RabbitMQ's rules for everything
@@ -51,6 +102,8 @@ export class MemoryBroker implements QueueHost {
   /** @internal */ readonly replyConsumers = new Map<string, import('./channel').ReplyConsumer>();
   /** @internal */ readonly maxMessageSize: number;
   /** @internal */ alarm: string | undefined;
+  /** @internal Observers (the test client); empty on the hot path. */
+  readonly observers = new Set<BrokerObserver>();
   /** Refuse new connections (a broker that is down or unreachable). */
   unreachable = false;
   private nextConnectionId = 1;
@@ -104,7 +157,11 @@ export class MemoryBroker implements QueueHost {
   peek(queue: string): { content: Buffer; properties: MessageProperties; routingKey: string }[] {
     const q = this.queues.get(queue);
     if (q === undefined) return [];
-    return [...q.ready].map((m) => ({ content: m.content, properties: m.properties, routingKey: m.routingKey }));
+    return [...q.ready].map((m) => ({
+      content: m.content,
+      properties: m.properties,
+      routingKey: m.routingKey,
+    }));
   }
 
   /** Closes every client connection with 320 CONNECTION_FORCED, as `rabbitmqctl close_all_connections`. */
@@ -118,7 +175,7 @@ export class MemoryBroker implements QueueHost {
    * durable queues keep only their persistent messages (unacked ones come back redelivered).
    */
   restart(): void {
-    this.closeAllConnections('broker forced connection closure with reason \'shutdown\'');
+    this.closeAllConnections("broker forced connection closure with reason 'shutdown'");
     for (const exchange of [...this.exchanges.values()]) {
       if (!exchange.durable) this.removeExchange(exchange);
     }
@@ -150,9 +207,8 @@ export class MemoryBroker implements QueueHost {
 
   /** Closes every connection and deletes everything but the predeclared exchanges. */
   reset(): void {
-    for (const connection of [...this.connections]) connection.forceClose(
-      new AmqpException(320, 'CONNECTION_FORCED - broker reset', 'BasicPublish'),
-    );
+    for (const connection of [...this.connections])
+      connection.forceClose(new AmqpException(320, 'CONNECTION_FORCED - broker reset', 'BasicPublish'));
     for (const queue of [...this.queues.values()]) this.removeQueue(queue);
     this.exchanges.clear();
     for (const timer of this.timers) clearTimeout(timer);
@@ -160,6 +216,27 @@ export class MemoryBroker implements QueueHost {
     this.alarm = undefined;
     this.unreachable = false;
     this.declareDefaults();
+  }
+
+  /** Adds an observer of publishes, settlements and dead letters; returns its removal. */
+  observe(observer: BrokerObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  /**
+   * Resolves once the broker has nothing left to do: every routed message delivered as far as
+   * prefetch allows, every confirm, return and reply handed over. Handlers that are still
+   * running may publish or settle later; a test waits for those through their own outcome.
+   */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!this.scheduled && this.dirtyChannels.size === 0 && this.dirtyQueues.size === 0) resolve();
+        else setImmediate(check);
+      };
+      setImmediate(check);
+    });
   }
 
   /** @internal */
@@ -208,7 +285,11 @@ export class MemoryBroker implements QueueHost {
    * @internal Routes a message from an exchange, following exchange-to-exchange bindings and
    * alternate exchanges; each queue appears once.
    */
-  route(exchange: MemoryExchange, routingKey: string, headers: Record<string, unknown> | undefined): MemoryQueue[] {
+  route(
+    exchange: MemoryExchange,
+    routingKey: string,
+    headers: Record<string, unknown> | undefined,
+  ): MemoryQueue[] {
     if (exchange.name === '') {
       const queue = this.queues.get(routingKey);
       return queue === undefined ? [] : [queue];
@@ -221,11 +302,22 @@ export class MemoryBroker implements QueueHost {
   /** @internal Dead-letters a message that left a queue, as RabbitMQ does (x-death, first-death headers). */
   deadLetter(queue: MemoryQueue, message: Stored, reason: DeathReason): void {
     const dlxName = queue.settings.deadLetterExchange;
+    if (this.observers.size > 0) {
+      const event: ObservedDeath = {
+        ...observed(message),
+        queue: queue.name,
+        reason,
+        deadLetterExchange: dlxName,
+      };
+      for (const observer of this.observers) observer.deadLettered?.(event);
+    }
     if (dlxName === undefined) return;
     const dlx = this.exchanges.get(dlxName);
     if (dlx === undefined) return;
     const headers: Record<string, unknown> = { ...(message.properties.headers ?? {}) };
-    const deaths = Array.isArray(headers['x-death']) ? [...(headers['x-death'] as Record<string, unknown>[])] : [];
+    const deaths = Array.isArray(headers['x-death'])
+      ? [...(headers['x-death'] as Record<string, unknown>[])]
+      : [];
     const now = Math.floor(Date.now() / 1000);
     const at = deaths.findIndex((d) => d['queue'] === queue.name && d['reason'] === reason);
     let entry: Record<string, unknown>;
@@ -241,7 +333,8 @@ export class MemoryBroker implements QueueHost {
         exchange: message.exchange,
         'routing-keys': [message.routingKey],
       };
-      if (message.properties.expiration !== undefined) entry['original-expiration'] = message.properties.expiration;
+      if (message.properties.expiration !== undefined)
+        entry['original-expiration'] = message.properties.expiration;
     }
     deaths.unshift(entry);
     headers['x-death'] = deaths;

@@ -14,6 +14,7 @@ import type {
   TransportChannel,
   TransportMessage,
 } from '../types';
+import { observed } from './broker';
 import type { MemoryConnection } from './connection';
 import { exchangeFlags, exchangeInequivalence, queueInequivalence, queueSettings } from './declare';
 import {
@@ -91,10 +92,15 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
 
   // ---- exchanges ----
 
-  async assertExchange(name: string, type: string, options: ExchangeOptions = {}): Promise<{ exchange: string }> {
+  async assertExchange(
+    name: string,
+    type: string,
+    options: ExchangeOptions = {},
+  ): Promise<{ exchange: string }> {
     this.usable();
     const method: MethodName = 'ExchangeDeclare';
-    if (name === '') return this.raise(accessRefused("operation not permitted on the default exchange", method));
+    if (name === '')
+      return this.raise(accessRefused('operation not permitted on the default exchange', method));
     if (!EXCHANGE_TYPES.has(type)) {
       const error = new AmqpException(503, `COMMAND_INVALID - unknown exchange type '${type}'`, method);
       this.connection.forceClose(error);
@@ -110,7 +116,14 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     if (name.startsWith('amq.')) {
       return this.raise(accessRefused(`exchange name '${name}' contains reserved prefix 'amq.*'`, method));
     }
-    const exchange = new MemoryExchange(name, type as ExchangeType, flags.durable, flags.autoDelete, flags.internal, flags.args);
+    const exchange = new MemoryExchange(
+      name,
+      type as ExchangeType,
+      flags.durable,
+      flags.autoDelete,
+      flags.internal,
+      flags.args,
+    );
     this.broker.exchanges.set(name, exchange);
     return { exchange: name };
   }
@@ -125,7 +138,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     this.usable();
     const method: MethodName = 'ExchangeDelete';
     if (name === '' || name.startsWith('amq.')) {
-      return this.raise(accessRefused(`operation not permitted on the ${name === '' ? 'default' : 'built-in'} exchange`, method));
+      return this.raise(
+        accessRefused(
+          `operation not permitted on the ${name === '' ? 'default' : 'built-in'} exchange`,
+          method,
+        ),
+      );
     }
     const exchange = this.broker.exchanges.get(name);
     if (exchange === undefined) return {};
@@ -136,7 +154,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     return {};
   }
 
-  async bindExchange(destination: string, source: string, pattern: string, args: Record<string, unknown> = {}): Promise<object> {
+  async bindExchange(
+    destination: string,
+    source: string,
+    pattern: string,
+    args: Record<string, unknown> = {},
+  ): Promise<object> {
     this.usable();
     const target = this.exchange(destination, 'ExchangeBind');
     const from = this.bindSource(source, 'ExchangeBind');
@@ -144,7 +167,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     return {};
   }
 
-  async unbindExchange(destination: string, source: string, pattern: string, args: Record<string, unknown> = {}): Promise<object> {
+  async unbindExchange(
+    destination: string,
+    source: string,
+    pattern: string,
+    args: Record<string, unknown> = {},
+  ): Promise<object> {
     this.usable();
     const target = this.exchange(destination, 'ExchangeUnbind');
     const from = this.bindSource(source, 'ExchangeUnbind');
@@ -171,7 +199,11 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
       const differ = queueInequivalence(existing, settings);
       if (differ !== undefined) return this.raise(differ);
       existing.touch();
-      return { queue: queueName, messageCount: existing.ready.length, consumerCount: existing.consumers.length };
+      return {
+        queue: queueName,
+        messageCount: existing.ready.length,
+        consumerCount: existing.consumers.length,
+      };
     }
     this.broker.createQueue(queueName, settings);
     return { queue: queueName, messageCount: 0, consumerCount: 0 };
@@ -184,7 +216,10 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     return { queue: name, messageCount: queue.ready.length, consumerCount: queue.consumers.length };
   }
 
-  async deleteQueue(name: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<{ messageCount: number }> {
+  async deleteQueue(
+    name: string,
+    options: { ifUnused?: boolean; ifEmpty?: boolean } = {},
+  ): Promise<{ messageCount: number }> {
     this.usable();
     const method: MethodName = 'QueueDelete';
     const queue = this.broker.queues.get(name);
@@ -204,14 +239,24 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     return { messageCount: this.queue(name, 'QueuePurge').purge() };
   }
 
-  async bindQueue(name: string, source: string, pattern: string, args: Record<string, unknown> = {}): Promise<object> {
+  async bindQueue(
+    name: string,
+    source: string,
+    pattern: string,
+    args: Record<string, unknown> = {},
+  ): Promise<object> {
     this.usable();
     const queue = this.queue(name, 'QueueBind');
     this.bindSource(source, 'QueueBind').bind(queue, pattern, args);
     return {};
   }
 
-  async unbindQueue(name: string, source: string, pattern: string, args: Record<string, unknown> = {}): Promise<object> {
+  async unbindQueue(
+    name: string,
+    source: string,
+    pattern: string,
+    args: Record<string, unknown> = {},
+  ): Promise<object> {
     this.usable();
     const queue = this.queue(name, 'QueueUnbind');
     const from = this.bindSource(source, 'QueueUnbind');
@@ -221,7 +266,13 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
 
   // ---- publishing ----
 
-  publish(exchange: string, routingKey: string, content: Buffer, options: PublishOptions = {}, callback?: ConfirmCallback): boolean {
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: PublishOptions = {},
+    callback?: ConfirmCallback,
+  ): boolean {
     if (this.closed) throw channelClosed();
     let seq = 0;
     if (this.confirm) {
@@ -243,7 +294,11 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
 
   // ---- consuming ----
 
-  async consume(queue: string, callback: DeliveryCallback, options: ConsumeOptions = {}): Promise<{ consumerTag: string }> {
+  async consume(
+    queue: string,
+    callback: DeliveryCallback,
+    options: ConsumeOptions = {},
+  ): Promise<{ consumerTag: string }> {
     this.usable();
     const method: MethodName = 'BasicConsume';
     const tag = options.consumerTag ?? `amq.ctag-${randomBytes(16).toString('base64url').slice(0, 22)}`;
@@ -253,16 +308,20 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
       throw error.forOperation();
     }
     if (queue === REPLY_TO) {
-      if (options.noAck !== true) return this.raise(preconditionFailed('reply consumer cannot acknowledge', method));
-      if (this.replyConsumer !== undefined) return this.raise(preconditionFailed('reply consumer already set', method));
+      if (options.noAck !== true)
+        return this.raise(preconditionFailed('reply consumer cannot acknowledge', method));
+      if (this.replyConsumer !== undefined)
+        return this.raise(preconditionFailed('reply consumer already set', method));
       const token = randomBytes(18).toString('base64url');
       this.replyConsumer = { channel: this, tag, token, callback };
       this.broker.replyConsumers.set(token, this.replyConsumer);
       return { consumerTag: tag };
     }
     const target = this.queue(queue, method);
-    const exclusiveUse = target.exclusiveConsumer !== undefined || (options.exclusive === true && target.consumers.length > 0);
-    if (exclusiveUse) return this.raise(accessRefused(`queue '${queue}' in vhost '/' in exclusive use`, method));
+    const exclusiveUse =
+      target.exclusiveConsumer !== undefined || (options.exclusive === true && target.consumers.length > 0);
+    if (exclusiveUse)
+      return this.raise(accessRefused(`queue '${queue}' in vhost '/' in exclusive use`, method));
     const consumer: Consumer = {
       tag,
       queue: target,
@@ -376,14 +435,18 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
           case 'confirm': {
             const callback = this.unconfirmed.get(item.seq);
             this.unconfirmed.delete(item.seq);
-            if (callback !== undefined) this.invokeConfirm(callback, item.nack ? new Error('message nacked') : null);
+            if (callback !== undefined)
+              this.invokeConfirm(callback, item.nack ? new Error('message nacked') : null);
             break;
           }
           case 'return':
             this.emit('return', item.message);
             break;
           case 'reply':
-            this.invoke(item.consumer.callback, this.toTransport(item.message, ++this.deliveryTag, item.consumer.tag, undefined));
+            this.invoke(
+              item.consumer.callback,
+              this.toTransport(item.message, ++this.deliveryTag, item.consumer.tag, undefined),
+            );
             break;
           case 'fail':
             this.fail(item.exception);
@@ -403,23 +466,37 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
 
   // ---- internals ----
 
-  private route(seq: number, exchangeName: string, routingKey: string, body: Buffer, options: PublishOptions): void {
+  private route(
+    seq: number,
+    exchangeName: string,
+    routingKey: string,
+    body: Buffer,
+    options: PublishOptions,
+  ): void {
     if (this.failing) return; // the channel is about to close; the confirm fails then
     const method: MethodName = 'BasicPublish';
     if (body.length > this.broker.maxMessageSize) {
-      return this.failLater(preconditionFailed(`message size ${body.length} is larger than configured max size ${this.broker.maxMessageSize}`, method));
+      return this.failLater(
+        preconditionFailed(
+          `message size ${body.length} is larger than configured max size ${this.broker.maxMessageSize}`,
+          method,
+        ),
+      );
     }
     const exchange = this.broker.exchanges.get(exchangeName);
     if (exchange === undefined) return this.failLater(notFound('exchange', exchangeName, method));
     if (exchange.internal) {
-      return this.failLater(accessRefused(`cannot publish to internal exchange '${exchangeName}' in vhost '/'`, method));
+      return this.failLater(
+        accessRefused(`cannot publish to internal exchange '${exchangeName}' in vhost '/'`, method),
+      );
     }
     if (options.expiration !== undefined && parseExpiration(String(options.expiration)) === undefined) {
       return this.failLater(preconditionFailed(`invalid expiration '${String(options.expiration)}'`, method));
     }
     const properties = toProperties(options);
     if (properties.replyTo === REPLY_TO) {
-      if (this.replyConsumer === undefined) return this.failLater(preconditionFailed('fast reply consumer does not exist', method));
+      if (this.replyConsumer === undefined)
+        return this.failLater(preconditionFailed('fast reply consumer does not exist', method));
       properties.replyTo = REPLY_PREFIX + this.replyConsumer.token;
     }
     let routed = false;
@@ -428,28 +505,62 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
       const consumer = this.broker.replyConsumers.get(routingKey.slice(REPLY_PREFIX.length));
       if (consumer !== undefined && !consumer.channel.closed) {
         routed = true;
-        consumer.channel.push({ kind: 'reply', consumer, message: stored(exchangeName, routingKey, body, properties) });
+        consumer.channel.push({
+          kind: 'reply',
+          consumer,
+          message: stored(exchangeName, routingKey, body, properties),
+        });
       }
     } else {
       const queues = this.broker.route(exchange, routingKey, properties.headers);
       const now = queues.length > 0 ? Date.now() : 0;
       for (let i = 0; i < queues.length; i++) {
         routed = true;
-        const result = (queues[i] as MemoryQueue).enqueue(stored(exchangeName, routingKey, body, properties), now);
+        const result = (queues[i] as MemoryQueue).enqueue(
+          stored(exchangeName, routingKey, body, properties),
+          now,
+        );
         if (result === 'refused') refused = true;
       }
     }
+    if (this.broker.observers.size > 0) this.observePublish(exchangeName, routingKey, body, properties);
     if (!routed && options.mandatory === true) {
       this.push({
         kind: 'return',
         message: {
           content: body,
-          fields: { deliveryTag: 0, redelivered: false, exchange: exchangeName, routingKey, replyCode: 312, replyText: 'NO_ROUTE' },
+          fields: {
+            deliveryTag: 0,
+            redelivered: false,
+            exchange: exchangeName,
+            routingKey,
+            replyCode: 312,
+            replyText: 'NO_ROUTE',
+          },
           properties,
         },
       });
     }
     if (this.confirm) this.push({ kind: 'confirm', seq, nack: refused });
+  }
+
+  private observePublish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: MessageProperties,
+  ): void {
+    const target = exchange === '' ? undefined : this.broker.exchanges.get(exchange);
+    const queues =
+      exchange === ''
+        ? this.broker.queues.has(routingKey)
+          ? [routingKey]
+          : []
+        : target === undefined
+          ? []
+          : this.broker.route(target, routingKey, properties.headers).map((q) => q.name);
+    const event = { exchange, routingKey, content, properties, connectionId: this.connection.id, queues };
+    for (const observer of this.broker.observers) observer.published?.(event);
   }
 
   private settle(message: TransportMessage, allUpTo: boolean, outcome: Outcome): void {
@@ -478,6 +589,14 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     if (consumer !== undefined) {
       consumer.unacked--;
       this.channelUnacked--;
+    }
+    if (this.broker.observers.size > 0) {
+      const event = {
+        ...observed(message),
+        queue: queue.name,
+        outcome: outcome === 'dead-letter' ? ('reject' as const) : outcome,
+      };
+      for (const observer of this.broker.observers) observer.settled?.(event);
     }
     if (outcome === 'requeue') queue.requeue(message);
     else if (outcome === 'dead-letter' && !queue.deleted) this.broker.deadLetter(queue, message, 'rejected');
@@ -571,10 +690,18 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     if (owner !== undefined && owner !== this.connection.id) this.raise(resourceLocked(queue.name, method));
   }
 
-  private toTransport(message: Stored, deliveryTag: number, consumerTag: string | undefined, queue: MemoryQueue | undefined): TransportMessage {
+  private toTransport(
+    message: Stored,
+    deliveryTag: number,
+    consumerTag: string | undefined,
+    queue: MemoryQueue | undefined,
+  ): TransportMessage {
     let properties = { ...message.properties };
     if (queue !== undefined && queue.settings.type === 'quorum' && message.returns > 0) {
-      properties = { ...properties, headers: { ...(properties.headers ?? {}), 'x-delivery-count': message.returns } };
+      properties = {
+        ...properties,
+        headers: { ...(properties.headers ?? {}), 'x-delivery-count': message.returns },
+      };
     }
     const fields: TransportMessage['fields'] = {
       deliveryTag,
@@ -637,6 +764,20 @@ function toProperties(options: PublishOptions): MessageProperties {
   return properties as MessageProperties;
 }
 
-function stored(exchange: string, routingKey: string, content: Buffer, properties: MessageProperties): Stored {
-  return { seq: 0, exchange, routingKey, content, properties, expiresAt: Infinity, returns: 0, redelivered: false };
+function stored(
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  properties: MessageProperties,
+): Stored {
+  return {
+    seq: 0,
+    exchange,
+    routingKey,
+    content,
+    properties,
+    expiresAt: Infinity,
+    returns: 0,
+    redelivered: false,
+  };
 }

@@ -52,7 +52,8 @@ export function queueSettings(
   const int = (arg: string, min: number): number | undefined | AmqpException => {
     const value = args[arg];
     if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value)) return bad(arg, `{unacceptable_type,${typeof value}}`);
+    if (typeof value !== 'number' || !Number.isInteger(value))
+      return bad(arg, `{unacceptable_type,${typeof value}}`);
     if (value < min) return bad(arg, `{value_${min === 0 ? 'negative' : 'zero'},${value}}`);
     return value;
   };
@@ -78,7 +79,8 @@ export function queueSettings(
     if (!durable) return refuse('non-durable');
     if (owner !== undefined) return refuse('exclusive-owner');
     if (autoDelete) return refuse('auto-delete');
-    if (overflow === 'reject-publish-dlx') return bad('x-overflow', '{unacceptable_value,reject-publish-dlx}');
+    if (overflow === 'reject-publish-dlx')
+      return bad('x-overflow', '{unacceptable_value,reject-publish-dlx}');
   }
   const dlx = args['x-dead-letter-exchange'];
   const dlrk = args['x-dead-letter-routing-key'];
@@ -147,10 +149,15 @@ export function exchangeInequivalence(
     inequivalent('exchange', exchange.name, arg, received, current, 'ExchangeDeclare');
   if (exchange.type !== type) return differ('type', type, exchange.type);
   if (exchange.durable !== flags.durable) return differ('durable', flags.durable, exchange.durable);
-  if (exchange.autoDelete !== flags.autoDelete) return differ('auto_delete', flags.autoDelete, exchange.autoDelete);
+  if (exchange.autoDelete !== flags.autoDelete)
+    return differ('auto_delete', flags.autoDelete, exchange.autoDelete);
   if (exchange.internal !== flags.internal) return differ('internal', flags.internal, exchange.internal);
   if (exchange.args['alternate-exchange'] !== flags.args['alternate-exchange']) {
-    return differ('alternate-exchange', flags.args['alternate-exchange'], exchange.args['alternate-exchange']);
+    return differ(
+      'alternate-exchange',
+      flags.args['alternate-exchange'],
+      exchange.args['alternate-exchange'],
+    );
   }
   return undefined;
 }

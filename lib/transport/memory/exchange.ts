@@ -108,7 +108,11 @@ export class MemoryExchange {
     this.topicCache.clear();
   }
 
-  private find(destination: MemoryQueue | MemoryExchange, key: string, args: Record<string, unknown>): number {
+  private find(
+    destination: MemoryQueue | MemoryExchange,
+    key: string,
+    args: Record<string, unknown>,
+  ): number {
     return this.bindings.findIndex(
       (b) => b.destination === destination && b.key === key && sameTable(b.args, args),
     );
@@ -176,7 +180,10 @@ function sameValue(a: unknown, b: unknown): boolean {
 }
 
 /** Whether two argument tables hold the same entries. */
-export function sameTable(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+export function sameTable(
+  a: Readonly<Record<string, unknown>>,
+  b: Readonly<Record<string, unknown>>,
+): boolean {
   const ak = Object.keys(a);
   if (ak.length !== Object.keys(b).length) return false;
   return ak.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameValue(a[k], b[k]));

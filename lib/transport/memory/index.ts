@@ -3,7 +3,16 @@ import type { Transport, TransportConnectOptions, TransportConnection } from '..
 import { MemoryBroker } from './broker';
 import { MemoryConnection } from './connection';
 
-export { MemoryBroker, type MemoryBrokerOptions, type QueueSnapshot } from './broker';
+export {
+  MemoryBroker,
+  type BrokerObserver,
+  type MemoryBrokerOptions,
+  type ObservedDeath,
+  type ObservedMessage,
+  type ObservedPublish,
+  type ObservedSettle,
+  type QueueSnapshot,
+} from './broker';
 
 /**
  * The transport for `memory://<name>`: a connection to the in-process {@link MemoryBroker} of
@@ -15,7 +24,9 @@ export const memoryTransport: Transport = {
   async connect(endpoint: Endpoint, _options: TransportConnectOptions): Promise<TransportConnection> {
     const broker = MemoryBroker.named(endpoint.host);
     if (broker.unreachable) {
-      throw Object.assign(new Error(`connect ECONNREFUSED memory://${endpoint.host}`), { code: 'ECONNREFUSED' });
+      throw Object.assign(new Error(`connect ECONNREFUSED memory://${endpoint.host}`), {
+        code: 'ECONNREFUSED',
+      });
     }
     return new MemoryConnection(broker);
   },
