@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { MessageProperties } from '../types';
 import { AmqpException } from './errors';
 import { MemoryExchange } from './exchange';
+import type { ReplyConsumer } from './channel';
 import type { MemoryConnection } from './connection';
 import { MemoryQueue, type DeathReason, type QueueHost, type QueueSettings, type Stored } from './queue';
 
@@ -99,7 +100,7 @@ export class MemoryBroker implements QueueHost {
   /** @internal */ readonly exchanges = new Map<string, MemoryExchange>();
   /** @internal */ readonly queues = new Map<string, MemoryQueue>();
   /** @internal */ readonly connections = new Set<MemoryConnection>();
-  /** @internal */ readonly replyConsumers = new Map<string, import('./channel').ReplyConsumer>();
+  /** @internal */ readonly replyConsumers = new Map<string, ReplyConsumer>();
   /** @internal */ readonly maxMessageSize: number;
   /** @internal */ alarm: string | undefined;
   /** @internal Observers (the test client); empty on the hot path. */
