@@ -17,6 +17,7 @@ import {
   RpcHandler,
   TestClient,
   type ExchangeDefinition,
+  type Produced,
   type ReplyFunction,
 } from '../../lib';
 import { memoryTransport } from '../../lib/transport/memory';
@@ -45,7 +46,7 @@ class Notifier extends GenericProducer<{ done: string }> {
 
 class Worker extends MessageProcessor {
   seen: unknown[] = [];
-  notifier: ReturnType<typeof Notifier.create> | undefined;
+  notifier: Produced<Notifier> | undefined;
 
   @MessageHandler('command', 'work') async work(content: { parameters: string }) {
     this.seen.push(content.parameters);
