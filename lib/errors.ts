@@ -55,6 +55,14 @@ export const ErrorCode = {
   ACCESS_REFUSED: 'ACCESS_REFUSED',
   /** Any other broker error. */
   BROKER_ERROR: 'BROKER_ERROR',
+  /** A processing hook (beforeHandling, afterHandling, beforeProcessing...) threw. */
+  HOOK_FAILED: 'HOOK_FAILED',
+  /** A message translator could not turn a foreign body into a postage message. */
+  TRANSLATION_FAILED: 'TRANSLATION_FAILED',
+  /** A handler threw and its error handlers decided to dead-letter the message. */
+  HANDLER_FAILED: 'HANDLER_FAILED',
+  /** A message was delivered the maximum number of times: it is dead-lettered. */
+  DELIVERY_LIMIT: 'DELIVERY_LIMIT',
 } as const;
 
 /** A literal union of every error code. */
@@ -145,6 +153,14 @@ export class RejectMessage extends Error {
 /** Thrown by a filter to skip one handler; the message is still acknowledged. */
 export class FilterError extends Error {
   override name = 'FilterError';
+}
+
+/**
+ * Thrown (or returned) by a handler to acknowledge the message and drop it: it is not
+ * dead-lettered and not requeued. Not a failure: it is logged at info.
+ */
+export class DeleteMessage extends Error {
+  override name = 'DeleteMessage';
 }
 
 const REPLY_CODES: Readonly<Record<number, ErrorCode>> = {

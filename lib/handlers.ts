@@ -7,6 +7,7 @@
  * and a processor collects its own class chain, base classes first, each in declaration order.
  */
 import type { Message } from './message';
+import type { ErrorHandler } from './outcome';
 import type { MessageProcessor } from './processor';
 import { Category, type ReceivedBody } from './schema';
 import type { MessageFields, MessageProperties } from './transport/types';
@@ -29,7 +30,16 @@ export interface HandlerContext {
   readonly properties: MessageProperties;
   /** The queue the message came from. */
   readonly queue: string;
+  /** Which delivery of this message this is (1 the first time; counted across requeues). */
+  readonly deliveries: number;
+  /** Aborted when the processor's shutdown deadline passes: stop work and return. */
+  readonly signal: AbortSignal;
+  /** Per-message state shared by the beforeHandling and afterHandling hooks and the handlers. */
+  readonly state: Record<string, unknown>;
 }
+
+/** A matcher's predicate over a received message (its envelope and delivery). */
+export type MessagePredicate = (body: ReceivedBody, context: HandlerContext) => boolean;
 
 /**
  * Sends an RPC reply: a MessageResult (or MessageResultError / MessageResultException), or any
@@ -47,6 +57,11 @@ export interface HandlerOptions {
    * rejected without requeue (dead-lettered); an RPC gets a MessageResultError.
    */
   schema?: object;
+  /**
+   * Decides what happens when this handler throws (before the processor's `onError`).
+   * @default the processor's onError, then log and dead-letter
+   */
+  onError?: ErrorHandler;
 }
 
 /** A registration, as collected by a processor. @internal */
@@ -68,6 +83,8 @@ export interface HandlerEntry {
   depth: number;
   /** The filters of the member, in application order (nearest the member first). */
   filters: Array<{ fn: MessageFilterFunction; args: readonly unknown[] }>;
+  /** For a matcher: its predicate (type and name are then unused). */
+  readonly matcher?: MessagePredicate;
 }
 
 /**
@@ -127,6 +144,7 @@ function registration(
   fullBody: boolean,
   options: HandlerOptions,
   fallback = false,
+  matcher?: MessagePredicate,
 ): HandlerDecorator {
   // Decorator factories run in document order (application order puts methods before fields).
   const seq = ++nextSeq;
@@ -148,6 +166,7 @@ function registration(
       fallback,
       depth: 0,
       filters: [],
+      ...(matcher === undefined ? {} : { matcher }),
     });
   };
 }
@@ -186,6 +205,23 @@ export function RpcHandler(
   options: HandlerOptions = {},
 ): HandlerDecorator {
   return registration(Category.rpc, type, name, false, options);
+}
+
+/**
+ * Handles every fire-and-forget message the predicate accepts, besides (type, name) handlers:
+ * all matching handlers run, keyed ones first. The method gets `(content, context)`.
+ */
+export function MessageMatcher(predicate: MessagePredicate, options: HandlerOptions = {}): HandlerDecorator {
+  return registration(Category.message, '', null, false, options, false, predicate);
+}
+
+/**
+ * Handles the RPC calls the predicate accepts. An RPC needs exactly one handler: when a keyed
+ * handler and a matcher (or two matchers) accept one call, the caller gets a MessageResultError
+ * naming them, and no handler runs.
+ */
+export function RpcMatcher(predicate: MessagePredicate, options: HandlerOptions = {}): HandlerDecorator {
+  return registration(Category.rpc, '', null, false, options, false, predicate);
 }
 
 /** A default handler (quit, restart): replaced by any handler the class chain declares for the same message. @internal */
@@ -245,8 +281,10 @@ export function collectHandlers(constructor: abstract new (...args: never[]) => 
         (e) =>
           e.member === entry.member &&
           e.category === entry.category &&
-          e.type === entry.type &&
-          e.name === entry.name,
+          // A subclass redeclaring a matcher member replaces it, whatever its predicate.
+          (entry.matcher !== undefined
+            ? e.matcher !== undefined
+            : e.matcher === undefined && e.type === entry.type && e.name === entry.name),
       );
       if (same >= 0) entries.splice(same, 1);
       entries.push({ ...entry, depth, filters: filtersOf(entry.member) });

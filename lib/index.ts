@@ -109,3 +109,24 @@ export type {
   TransportConnection,
   TransportMessage,
 } from './transport/types';
+
+// Processing features: outcomes, matchers, hooks, translators, shutdown, poison messages.
+export { DeleteMessage } from './errors';
+export { MessageMatcher, RpcMatcher } from './handlers';
+export { DEFAULT_REQUEUE_DELAY_MS, Outcome, isOutcome } from './outcome';
+export {
+  DEFAULT_MAX_DELIVERIES,
+  DELIVERIES_HEADER,
+  ERROR_HEADER,
+  QUEUE_HEADER,
+  REASON_HEADER,
+} from './poison';
+export { closeOnSignals } from './shutdown';
+export type { HandlerClass } from './routes';
+export type { MessagePredicate } from './handlers';
+export type { HandlingResult, ProcessingHooks } from './hooks';
+export type { AckOutcome, DeadLetterOutcome, ErrorHandler, RequeueOptions, RequeueOutcome } from './outcome';
+export type { DeadLetterOptions } from './poison';
+export type { ProcessorCounts, RunOnceOptions, RunOnceResult } from './processor';
+export type { Closable, CloseOnSignalsOptions } from './shutdown';
+export type { MessageTranslator, TranslationContext } from './translator';

@@ -1,31 +1,37 @@
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Connection } from './connection';
 import { GenericConsumer, type ConsumerOptions, type Eqk } from './consumer';
+import { Dispatcher } from './dispatcher';
 import type { Encoder } from './encoder';
-import {
-  ErrorCode,
-  FilterError,
-  PostageError,
-  RejectMessage,
-  ValidationError,
-  toPostageError,
-} from './errors';
+import { ErrorCode, PostageError, toPostageError } from './errors';
 import { SafeEmitter } from './events';
 import { fingerprintDict, type FingerprintLike } from './fingerprint';
 import {
   DefaultHandler,
-  Handler,
   collectHandlers,
-  type HandlerContext,
   type HandlerEntry,
   type HandlerOptions,
   type MessageFilterFunction,
-  type ReplyFunction,
+  type MessagePredicate,
 } from './handlers';
-import { Message, MessageResult, MessageResultError, MessageResultException } from './message';
-import { Category, assertEnvelope, compileSchema, type ReceivedBody } from './schema';
-import type { MessageFields, MessageProperties, TransportMessage } from './transport/types';
+import type { ProcessingHooks } from './hooks';
+import type { ErrorHandler } from './outcome';
+import {
+  DEFAULT_MAX_DELIVERIES,
+  applyQueueRules,
+  firstQueueName,
+  queueRules,
+  type DeadLetterOptions,
+  type DeadLetterTarget,
+} from './poison';
+import { buildRoute, buildRoutes, routeKey, type HandlerClass, type HandlerFunction } from './routes';
+import { Category } from './schema';
+import type { MessageTranslator } from './translator';
+import type { TransportMessage } from './transport/types';
+
+export type { HandlerFunction } from './routes';
 
 /** Why a processor stopped. */
 export type StopReason = 'quit' | 'restart' | 'stopped';
@@ -33,6 +39,27 @@ export type StopReason = 'quit' | 'restart' | 'stopped';
 /** What {@link MessageProcessor.run} resolves to. */
 export interface RunResult {
   readonly reason: StopReason;
+}
+
+/** Messages settled by a processor, per outcome. */
+export interface ProcessorCounts {
+  /** Deliveries received. */
+  readonly received: number;
+  readonly acked: number;
+  /** Requeued (after their delay), counted per requeue. */
+  readonly requeued: number;
+  readonly deadLettered: number;
+  /** Received but never started (shutdown): put back in the queue. */
+  readonly returned: number;
+}
+
+/** What {@link MessageProcessor.runOnce} resolves to: the counts of that run. */
+export interface RunOnceResult extends RunResult, ProcessorCounts {}
+
+/** Options of {@link MessageProcessor.runOnce}. */
+export interface RunOnceOptions {
+  /** Stop once nothing arrived for this long and nothing is in flight. @default 200 */
+  idleMs?: number;
 }
 
 /** Lifecycle of a processor, as a discriminated union on `type`. */
@@ -53,6 +80,26 @@ export interface ProcessorOptions extends ConsumerOptions {
   fingerprint?: FingerprintLike;
   /** Bindings: a list of (Exchange, [(queue, key), ...]). @default the class's static `eqk` */
   eqk?: Eqk;
+  /** Decides what happens when a handler throws (after the handler's own). @default log and dead-letter */
+  onError?: ErrorHandler;
+  /** Hooks around the processor's life and around each message. */
+  hooks?: ProcessingHooks;
+  /** Translators of foreign messages, per queue name. */
+  translators?: Readonly<Record<string, MessageTranslator>>;
+  /**
+   * A dead-letter exchange and queue for the processor's queues (`x-dead-letter-exchange`);
+   * postage then dead-letters with its reason headers. `true` names them after the first queue.
+   * @default none: a dead-lettered message is rejected (the queue's own DLX, if any, gets it)
+   */
+  deadLetter?: boolean | DeadLetterOptions;
+  /** Declare the processor's queues as quorum queues (durable, `x-delivery-limit`). @default 'classic' */
+  queueType?: 'classic' | 'quorum';
+  /** Deliveries of one message (through requeues) before it is dead-lettered. @default 10 */
+  maxDeliveries?: number;
+  /** Messages handled at once; the rest of the prefetch waits (and is requeued at shutdown). @default the prefetch */
+  concurrency?: number;
+  /** Milliseconds `stop()` waits for handlers in flight before aborting `context.signal`. @default 10_000 */
+  shutdownTimeout?: number;
 }
 
 /** Options of {@link MessageProcessor.registerHandler}. */
@@ -65,35 +112,29 @@ export interface RegisterOptions extends HandlerOptions {
   filters?: ReadonlyArray<MessageFilterFunction | readonly [MessageFilterFunction, ...unknown[]]>;
 }
 
-/** A function handler: `(data, context)`, or `(data, reply, context)` for RPC. */
-export type HandlerFunction = (data: never, ...rest: never[]) => unknown;
+/** After the shutdown deadline, how long aborted handlers get to return before the channel closes. */
+const ABORT_GRACE_MS = 1000;
+/** How long closing the channel and connection may take at stop. */
+const CLOSE_TIMEOUT_MS = 5000;
 
-type HandlerClass = new (
-  processor: MessageProcessor,
-  data: unknown,
-  reply: ReplyFunction | undefined,
-  context: HandlerContext,
-) => Handler;
-
-interface Route {
-  readonly label: string;
-  readonly fullBody: boolean;
-  readonly filters: HandlerEntry['filters'];
-  readonly validate: ((value: unknown) => void) | undefined;
-  readonly invoke: (data: unknown, reply: ReplyFunction | undefined, context: HandlerContext) => unknown;
+interface Pending {
+  readonly message: TransportMessage;
+  readonly queue: string;
 }
 
 /**
- * Processes incoming messages with handlers keyed by (type, name): decorate methods with
- * `@MessageHandler`, `@RpcHandler` or `@MessageHandlerFullBody`, or register functions with
- * {@link MessageProcessor.registerHandler}. `command quit` and `command restart` have default
+ * Processes incoming messages with handlers keyed by (type, name) or by a predicate
+ * (matchers): decorate methods with `@MessageHandler`, `@RpcHandler`, `@MessageMatcher`...,
+ * or register functions with {@link MessageProcessor.registerHandler} and
+ * {@link MessageProcessor.registerMatcher}. `command quit` and `command restart` have default
  * handlers; declare your own for those messages to replace them.
  *
- * Outcomes: a message is acked after its handlers ran; a handler that throws, or throws
- * RejectMessage, gets it rejected without requeue (dead-lettered if the queue has a DLX); an
- * RPC is always answered (a throw replies MessageResultException, no handler replies
- * MessageResultError); a body that is not JSON or not a postage envelope is logged and
- * rejected without requeue; an unknown fire-and-forget message is acked and logged at debug.
+ * Outcomes: a handler may return an {@link Outcome} (ack, requeue after a delay, dead-letter);
+ * otherwise the message is acked. A handler that throws goes to its error handler, then the
+ * processor's `onError`, then the default: logged and dead-lettered (rejected without requeue
+ * when the processor has no dead-letter exchange). RejectMessage dead-letters, DeleteMessage
+ * acks and drops. An RPC is always answered. A body that is not JSON or not a postage envelope
+ * is dead-lettered with its reason; an unknown fire-and-forget message is acked.
  *
  * @example
  * ```ts
@@ -116,13 +157,24 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   /** The processor's fingerprint (dictionary form). */
   readonly fingerprint: Readonly<Record<string, string>>;
   readonly encoder: Encoder;
+  /** Deliveries of one message before it is dead-lettered. */
+  readonly maxDeliveries: number;
+  /** Where the processor dead-letters, when it has its own dead-letter exchange. */
+  readonly deadLetter: DeadLetterTarget | undefined;
   /**
    * When true (set by {@link MicroScheduler}), a restart only stops this processor: the
    * scheduler restarts the program once every processor has stopped.
    */
   managedRestart = false;
-  readonly #routes = new Map<string, Route[]>();
-  readonly #debug: boolean;
+  readonly #dispatcher: Dispatcher;
+  readonly #concurrency: number;
+  readonly #shutdownTimeout: number;
+  /** Aborted when stop begins: requeue delays end at once. */
+  readonly #closing = new AbortController();
+  /** Aborted at the shutdown deadline: handlers see it as `context.signal`. */
+  readonly #deadline = new AbortController();
+  readonly #pending: Pending[] = [];
+  #pendingHead = 0;
   #inFlight = 0;
   #idle: (() => void) | undefined;
   #starting: Promise<void> | undefined;
@@ -132,15 +184,44 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   #fail!: (error: PostageError) => void;
 
   constructor(options: ProcessorOptions = {}) {
-    const consumer = new GenericConsumer({
-      ...options,
-      eqk: options.eqk ?? (new.target as typeof MessageProcessor).eqk,
-    });
+    const maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
+    if (!(Number.isInteger(maxDeliveries) && maxDeliveries >= 1)) {
+      throw new PostageError(
+        ErrorCode.INVALID_ARGUMENT,
+        `maxDeliveries must be an integer >= 1, got ${maxDeliveries}`,
+      );
+    }
+    const baseEqk = options.eqk ?? (new.target as typeof MessageProcessor).eqk;
+    const deadLetter = resolveDeadLetter(options.deadLetter, baseEqk);
+    const eqk = applyQueueRules(baseEqk, deadLetter, options.queueType === 'quorum', maxDeliveries);
+    const consumer = new GenericConsumer({ ...options, eqk });
     super(options.logger ?? consumer.logger);
     this.consumer = consumer;
     this.encoder = consumer.encoder;
-    this.#debug = consumer.connection.config.debug;
+    this.maxDeliveries = maxDeliveries;
+    this.deadLetter = deadLetter;
+    this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
+    this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
+    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0)) {
+      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'concurrency must be >= 1 and shutdownTimeout >= 0');
+    }
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
+    this.#dispatcher = new Dispatcher({
+      processor: this,
+      consumer,
+      encoder: consumer.encoder,
+      logger: this.logger,
+      fingerprint: this.fingerprint,
+      debug: consumer.connection.config.debug,
+      translators: options.translators ?? {},
+      queueRules: queueRules(eqk),
+      onError: options.onError,
+      maxDeliveries,
+      deadLetterExchange: deadLetter?.exchange,
+      closing: this.#closing.signal,
+      deadline: this.#deadline.signal,
+    });
+    if (options.hooks !== undefined) this.#dispatcher.hooks.add(options.hooks);
     this.#finished = new Promise<RunResult>((resolve, reject) => {
       this.#finish = resolve;
       this.#fail = reject;
@@ -149,7 +230,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.#finished.catch(() => undefined);
     this.consumer.on('lost', (error) => this.#onLost(error));
     this.consumer.on('error', (error) => this.reportError(error, 'consumer'));
-    this.#buildRoutes(collectHandlers(new.target));
+    const dispatcher = this.#dispatcher;
+    buildRoutes(this, collectHandlers(new.target), dispatcher.routes, dispatcher.matchers);
   }
 
   /** The connection the processor consumes on. */
@@ -160,6 +242,11 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   /** Messages being handled right now. */
   get handling(): number {
     return this.#inFlight;
+  }
+
+  /** Messages settled so far, per outcome. */
+  get counts(): ProcessorCounts {
+    return { ...this.#dispatcher.counts };
   }
 
   /**
@@ -174,26 +261,73 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   ): this {
     const category = options.rpc === true ? Category.rpc : Category.message;
     const key = routeKey(category, type, name);
-    const existing = this.#routes.get(key) ?? [];
+    const existing = this.#dispatcher.routes.get(key) ?? [];
     if (category === Category.rpc && existing.length > 0) {
       throw new PostageError(
         ErrorCode.AMBIGUOUS_HANDLER,
         `an RPC handler for ${type} '${String(name)}' exists already`,
       );
     }
-    const filters = (options.filters ?? []).map((f) =>
-      typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
-    );
     existing.push(
-      this.#route(`${type} '${String(name)}'`, handler, options.fullBody === true, filters, options),
+      buildRoute(
+        this,
+        `${type} '${String(name)}'`,
+        handler,
+        options.fullBody === true,
+        normalizeFilters(options.filters),
+        options,
+        undefined,
+      ),
     );
-    this.#routes.set(key, existing);
+    this.#dispatcher.routes.set(key, existing);
+    return this;
+  }
+
+  /**
+   * Registers a handler for every message the predicate accepts. Fire-and-forget: every
+   * matching handler runs (keyed ones first). RPC (`rpc: true`): a call needs exactly one
+   * matching handler, otherwise the caller gets a MessageResultError naming the candidates.
+   */
+  registerMatcher(
+    predicate: MessagePredicate,
+    handler: HandlerFunction | HandlerClass,
+    options: RegisterOptions = {},
+  ): this {
+    const category = options.rpc === true ? Category.rpc : Category.message;
+    const label = `matcher ${handler.name === '' ? this.#dispatcher.matchers[category].length + 1 : handler.name}`;
+    this.#dispatcher.matchers[category].push(
+      buildRoute(
+        this,
+        label,
+        handler,
+        options.fullBody === true,
+        normalizeFilters(options.filters),
+        options,
+        predicate,
+      ),
+    );
+    return this;
+  }
+
+  /** Adds hooks (after those given as options). */
+  addHooks(hooks: ProcessingHooks): this {
+    this.#dispatcher.hooks.add(hooks);
     return this;
   }
 
   /** Declares the bindings and starts consuming; resolves once every queue is consumed. */
   start(): Promise<void> {
     this.#starting ??= (async () => {
+      for (const hook of this.#dispatcher.hooks.beforeProcessing) {
+        try {
+          await hook(this);
+        } catch (err) {
+          throw new PostageError(ErrorCode.HOOK_FAILED, `beforeProcessing hook failed: ${String(err)}`, {
+            cause: err,
+          });
+        }
+      }
+      if (this.deadLetter !== undefined) await this.#declareDeadLetter(this.deadLetter);
       await this.consumer.startConsuming((message, queue) => this.#onDelivery(message, queue));
       this.emit('status', { type: 'consuming', queues: this.consumer.queueNames });
     })();
@@ -215,12 +349,65 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     return this.#finished;
   }
 
+  /**
+   * Handles what is queued now, then stops: resolves once the messages its queues held at start
+   * are settled, nothing is in flight and nothing arrived for `idleMs`. Returns the counts.
+   */
+  async runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
+    const idleMs = options.idleMs ?? 200;
+    const before = this.counts;
+    try {
+      await this.start();
+    } catch (err) {
+      const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
+      await this.stop('stopped').catch(() => undefined);
+      throw error;
+    }
+    // Ready messages not yet delivered, plus those delivered already.
+    let target = this.#dispatcher.counts.received;
+    for (const name of this.consumer.queueNames) {
+      const info = await this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`);
+      target += info.messageCount;
+    }
+    let seen = -1;
+    let quietSince = Date.now();
+    while (this.#stopping === undefined) {
+      const settled =
+        this.#dispatcher.counts.acked +
+        this.#dispatcher.counts.deadLettered +
+        this.#dispatcher.counts.requeued +
+        this.#dispatcher.counts.returned;
+      if (this.#dispatcher.counts.received !== seen) {
+        seen = this.#dispatcher.counts.received;
+        quietSince = Date.now();
+      }
+      const busy = this.#inFlight > 0 || this.#pendingHead < this.#pending.length;
+      if (!busy && settled >= target && Date.now() - quietSince >= idleMs) break;
+      await sleep(Math.min(idleMs, 20));
+    }
+    const result = await this.stop('stopped');
+    const after = this.#dispatcher.counts;
+    return {
+      reason: result.reason,
+      received: after.received - before.received,
+      acked: after.acked - before.acked,
+      requeued: after.requeued - before.requeued,
+      deadLettered: after.deadLettered - before.deadLettered,
+      returned: after.returned - before.returned,
+    };
+  }
+
   /** Resolves when the processor has stopped (whatever started it). */
   get done(): Promise<RunResult> {
     return this.#finished;
   }
 
-  /** Stops: cancels its consumers, waits for the handlers in flight, closes. Idempotent. */
+  /**
+   * Stops gracefully: cancels its consumers, puts received but unstarted messages back in the
+   * queue, waits for the handlers in flight up to `shutdownTimeout` (then aborts
+   * `context.signal` and gives them a short grace), settles their messages, closes. Never
+   * hangs; idempotent.
+   */
   stop(reason: StopReason = 'stopped'): Promise<RunResult> {
     this.#stopping ??= this.#doStop(reason);
     return this.#stopping;
@@ -276,17 +463,57 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
 
   async #doStop(reason: StopReason): Promise<RunResult> {
     this.emit('status', { type: 'stopping', reason });
+    this.#closing.abort();
     await this.#starting?.catch(() => undefined);
-    await this.consumer.stopConsuming();
-    if (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        this.#idle = resolve;
-      });
+    await withTimeout(this.consumer.stopConsuming(), CLOSE_TIMEOUT_MS);
+    // Received but never started: back to the queue for another consumer.
+    while (this.#pendingHead < this.#pending.length) {
+      const next = this.#pending[this.#pendingHead++] as Pending;
+      this.consumer.reject(next.message, true);
+      this.#dispatcher.counts.returned++;
     }
-    await this.consumer.close();
+    this.#pending.length = 0;
+    this.#pendingHead = 0;
+    if (this.#inFlight > 0 && !(await this.#waitIdle(this.#shutdownTimeout))) {
+      this.logger.warn('shutdown deadline: aborting handlers in flight', { handling: this.#inFlight });
+      this.#deadline.abort(new PostageError(ErrorCode.CLOSED, 'the processor is shutting down'));
+      if (!(await this.#waitIdle(ABORT_GRACE_MS))) {
+        this.logger.warn('handlers still running at close: their messages go back to the queue', {
+          handling: this.#inFlight,
+        });
+      }
+    }
     const result: RunResult = { reason };
+    for (const hook of this.#dispatcher.hooks.afterProcessing) {
+      try {
+        await hook(this, result);
+      } catch (err) {
+        this.reportError(
+          new PostageError(ErrorCode.HOOK_FAILED, `afterProcessing hook failed: ${String(err)}`, {
+            cause: err,
+          }),
+          'processor stop',
+        );
+      }
+    }
+    await withTimeout(this.consumer.close(), CLOSE_TIMEOUT_MS);
     this.emit('status', { type: 'stopped', reason });
     this.#finish(result);
+    return result;
+  }
+
+  /** Resolves true when nothing is in flight, false after `ms`. */
+  async #waitIdle(ms: number): Promise<boolean> {
+    if (this.#inFlight === 0) return true;
+    const idle = new Promise<true>((resolve) => {
+      this.#idle = () => resolve(true);
+    });
+    const timer = new AbortController();
+    const result = await Promise.race([
+      idle,
+      sleep(ms, false, { signal: timer.signal }).catch(() => false as const),
+    ]);
+    timer.abort();
     return result;
   }
 
@@ -308,298 +535,84 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       );
       return;
     }
+    this.#dispatcher.counts.received++;
+    if (this.#stopping !== undefined) {
+      this.consumer.reject(message, true);
+      this.#dispatcher.counts.returned++;
+      return;
+    }
+    if (this.#inFlight >= this.#concurrency) {
+      this.#pending.push({ message, queue });
+      return;
+    }
     this.#inFlight++;
     void this.#dispatch(message, queue);
   }
 
   async #dispatch(message: TransportMessage, queue: string): Promise<void> {
     try {
-      let body: unknown;
-      try {
-        body = this.encoder.decode(message.content);
-        assertEnvelope(body);
-      } catch (err) {
-        this.#badMessage(message, queue, err);
-        return;
-      }
-      if (this.#debug) {
-        this.logger.debug('<-- receive', {
-          queue,
-          type: body.type,
-          name: body.name,
-          category: body.category,
-        });
-      }
-      if (body.category === Category.rpc) await this.#dispatchRpc(message, queue, body);
-      else await this.#dispatchMessage(message, queue, body);
-    } catch (err) {
-      // Only a bug in postage gets here; never lose the message silently, never crash.
-      this.logger.error('dispatch failed', { error: err, queue });
-      this.consumer.reject(message, false);
+      await this.#dispatcher.handle(message, queue);
     } finally {
-      if (--this.#inFlight === 0 && this.#idle !== undefined) {
-        const idle = this.#idle;
-        this.#idle = undefined;
-        idle();
-      }
+      this.#afterDispatch();
     }
   }
 
-  async #dispatchMessage(message: TransportMessage, queue: string, body: ReceivedBody): Promise<void> {
-    const routes = this.#routes.get(routeKey(Category.message, body.type, body.name));
-    if (routes === undefined) {
-      this.logger.debug('no handler for message: acked', { type: body.type, name: body.name, queue });
-      this.consumer.ack(message);
+  #afterDispatch(): void {
+    this.#inFlight--;
+    if (this.#pendingHead < this.#pending.length && this.#stopping === undefined) {
+      const next = this.#pending[this.#pendingHead++] as Pending;
+      if (this.#pendingHead === this.#pending.length) {
+        this.#pending.length = 0;
+        this.#pendingHead = 0;
+      }
+      this.#inFlight++;
+      void this.#dispatch(next.message, next.queue);
       return;
     }
-    const context = new DeliveryContext(this, body, message, queue);
-    let rejected = false;
-    for (let i = 0; i < routes.length; i++) {
-      const route = routes[i] as Route;
-      // Handlers must not see each other's changes: copies for all but the last one.
-      const source = route.fullBody ? body : body.content;
-      const copy = i < routes.length - 1 ? structuredClone(source) : source;
-      try {
-        const data = this.#prepare(route, copy);
-        await route.invoke(data, undefined, context);
-      } catch (err) {
-        if (err instanceof FilterError) continue;
-        rejected = true;
-        if (err instanceof InvalidContent) {
-          this.logger.error('invalid content: message rejected', {
-            handler: route.label,
-            reason: err.error.message,
-          });
-        } else if (err instanceof RejectMessage) {
-          this.logger.info('message rejected by its handler', { handler: route.label, reason: err.message });
-        } else {
-          this.logger.error('handler failed: message rejected', { handler: route.label, error: err });
-        }
-      }
-    }
-    if (rejected) this.consumer.reject(message, false);
-    else this.consumer.ack(message);
-  }
-
-  async #dispatchRpc(message: TransportMessage, queue: string, body: ReceivedBody): Promise<void> {
-    const routes = this.#routes.get(routeKey(Category.rpc, body.type, body.name));
-    const label = `${body.type} '${String(body.name)}'`;
-    let replied = false;
-    const reply: ReplyFunction = (result) => {
-      if (replied) {
-        this.logger.warn('second reply to one RPC call ignored', { handler: label });
-        return;
-      }
-      replied = true;
-      this.#sendReply(message, result);
-    };
-    const route = routes?.[routes.length - 1];
-    if (route === undefined) {
-      reply(new MessageResultError(`no handler for rpc ${label}`));
-      this.logger.debug('no handler for rpc: answered with an error', {
-        type: body.type,
-        name: body.name,
-        queue,
-      });
-      this.consumer.ack(message);
-      return;
-    }
-    const context = new DeliveryContext(this, body, message, queue);
-    try {
-      const data = this.#prepare(route, route.fullBody ? body : body.content);
-      const returned = await route.invoke(data, reply, context);
-      if (!replied) {
-        reply(
-          returned === undefined
-            ? new MessageResultError(`the rpc handler for ${label} returned without replying`)
-            : returned,
-        );
-      }
-      this.consumer.ack(message);
-    } catch (err) {
-      if (err instanceof FilterError) {
-        if (!replied) reply(new MessageResultError(`rpc ${label} filtered out: ${err.message}`));
-        this.consumer.ack(message);
-        return;
-      }
-      if (err instanceof InvalidContent) {
-        // Bad input is the caller's error, not an exception of the handler.
-        if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
-        this.logger.warn('rpc with invalid content: answered with an error', {
-          handler: label,
-          reason: err.error.message,
-        });
-        this.consumer.reject(message, false);
-        return;
-      }
-      const error = err instanceof Error ? err : new Error(String(err));
-      if (!replied) reply(new MessageResultException(error.name, error.message));
-      if (err instanceof RejectMessage) {
-        this.logger.info('rpc rejected by its handler', { handler: label, reason: error.message });
-      } else {
-        this.logger.error('rpc handler failed: replied with the exception', { handler: label, error });
-      }
-      this.consumer.reject(message, false);
+    if (this.#inFlight === 0 && this.#idle !== undefined) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
     }
   }
 
-  /** Runs the filters, then the schema check (its failure is an {@link InvalidContent}). */
-  #prepare(route: Route, data: unknown): unknown {
-    let filtered = data;
-    for (const filter of route.filters) filtered = filter.fn(filtered, ...filter.args);
-    if (route.validate !== undefined) {
-      try {
-        route.validate(route.fullBody ? (filtered as ReceivedBody).content : filtered);
-      } catch (err) {
-        throw new InvalidContent(err as ValidationError);
+  async #declareDeadLetter(target: DeadLetterTarget): Promise<void> {
+    await this.connection.withTopology(async (channel) => {
+      await channel.assertExchange(target.exchange, 'fanout', { durable: true });
+      if (target.queue !== undefined) {
+        await channel.assertQueue(target.queue, { durable: true });
+        await channel.bindQueue(target.queue, target.exchange, '');
       }
-    }
-    return filtered;
-  }
-
-  #sendReply(request: TransportMessage, result: unknown): void {
-    const replyTo = request.properties.replyTo;
-    if (typeof replyTo !== 'string' || replyTo === '') {
-      this.logger.warn('rpc request without reply_to: reply dropped', {
-        messageId: request.properties.messageId,
-      });
-      return;
-    }
-    const reply = result instanceof Message ? result : new MessageResult(result);
-    reply.setFingerprint(this.fingerprint);
-    let content: Buffer;
-    try {
-      content = this.encoder.encode(reply.body);
-    } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      content = this.encoder.encode(new MessageResultException(error.name, error.message).body);
-    }
-    const properties: Record<string, unknown> = { contentType: this.encoder.contentType };
-    const correlationId = request.properties.correlationId;
-    if (correlationId !== undefined) properties['correlationId'] = correlationId;
-    try {
-      this.consumer.publish('', replyTo, content, properties);
-      if (this.#debug) this.logger.debug('--> reply', { replyTo, correlationId });
-    } catch (err) {
-      this.logger.warn('rpc reply not sent: channel closed', { error: err });
-    }
-  }
-
-  #badMessage(message: TransportMessage, queue: string, err: unknown): void {
-    const error =
-      err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
-    this.logger.error('bad message rejected', {
-      queue,
-      code: error.code,
-      reason: error.message,
-      messageId: message.properties.messageId,
-      bytes: message.content.length,
-    });
-    // A caller waiting on an RPC gets an answer at once instead of a timeout.
-    if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
-      this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
-    }
-    this.consumer.reject(message, false);
-  }
-
-  #buildRoutes(entries: HandlerEntry[]): void {
-    const byKey = new Map<string, HandlerEntry[]>();
-    for (const entry of entries) {
-      const key = routeKey(entry.category, entry.type, entry.name);
-      const list = byKey.get(key) ?? [];
-      list.push(entry);
-      byKey.set(key, list);
-    }
-    for (const [key, list] of byKey) {
-      let chosen = list.some((e) => !e.fallback) ? list.filter((e) => !e.fallback) : list;
-      if (chosen[0]?.category === Category.rpc && chosen.length > 1) {
-        // The most derived class's handler wins; two in one class are ambiguous.
-        const last = chosen[chosen.length - 1] as HandlerEntry;
-        const sameClass = chosen.filter((e) => e.depth === last.depth);
-        if (sameClass.length > 1) {
-          throw new PostageError(
-            ErrorCode.AMBIGUOUS_HANDLER,
-            `several RPC handlers for ${last.type} '${String(last.name)}': ${sameClass.map((e) => String(e.member)).join(', ')}`,
-          );
-        }
-        chosen = [last];
-      }
-      this.#routes.set(
-        key,
-        chosen.map((entry) => {
-          const handler = entry.isStatic
-            ? (this.constructor as unknown as Record<string | symbol, unknown>)[entry.member]
-            : (this as unknown as Record<string | symbol, unknown>)[entry.member];
-          if (typeof handler !== 'function') {
-            throw new PostageError(
-              ErrorCode.INVALID_ARGUMENT,
-              `handler ${String(entry.member)} is not a function or class`,
-            );
-          }
-          return this.#route(
-            `${String(entry.member)} (${entry.type} '${String(entry.name)}')`,
-            handler as HandlerFunction | HandlerClass,
-            entry.fullBody,
-            entry.filters,
-            entry.options,
-          );
-        }),
-      );
-    }
-  }
-
-  #route(
-    label: string,
-    handler: HandlerFunction | HandlerClass,
-    fullBody: boolean,
-    filters: HandlerEntry['filters'],
-    options: HandlerOptions,
-  ): Route {
-    const validate = options.schema === undefined ? undefined : compileSchema(options.schema);
-    let invoke: Route['invoke'];
-    if (isHandlerClass(handler)) {
-      invoke = (data, reply, context) => new handler(this, data, reply, context).call();
-    } else {
-      const fn = handler as (...args: unknown[]) => unknown;
-      invoke = (data, reply, context) =>
-        reply === undefined ? fn.call(this, data, context) : fn.call(this, data, reply, context);
-    }
-    return { label, fullBody, filters, validate, invoke };
+    }, `declare dead-letter exchange '${target.exchange}'`);
   }
 }
 
-/** A content that fails its handler's schema. */
-class InvalidContent {
-  constructor(readonly error: ValidationError) {}
+function normalizeFilters(filters: RegisterOptions['filters']): HandlerEntry['filters'] {
+  return (filters ?? []).map((f) =>
+    typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
+  );
 }
 
-function isHandlerClass(value: unknown): value is HandlerClass {
-  return typeof value === 'function' && value.prototype instanceof Handler;
+function resolveDeadLetter(option: ProcessorOptions['deadLetter'], eqk: Eqk): DeadLetterTarget | undefined {
+  if (option === undefined || option === false) return undefined;
+  const explicit = option === true ? {} : option;
+  const first = firstQueueName(eqk);
+  const exchange = explicit.exchange ?? (first === undefined ? undefined : `${first}.dlx`);
+  if (exchange === undefined) {
+    throw new PostageError(
+      ErrorCode.INVALID_ARGUMENT,
+      'deadLetter: true needs a named queue (or give the exchange)',
+    );
+  }
+  return { exchange, queue: explicit.queue ?? (first === undefined ? undefined : `${first}.dlq`) };
 }
 
-function routeKey(category: Category, type: string, name: string | null): string {
-  return name === null ? `${category}\u0000${type}\u0001` : `${category}\u0000${type}\u0000${name}`;
-}
-
-/** The per-message context handlers get. The message instance is built only if asked for. */
-class DeliveryContext implements HandlerContext {
-  private built: Message<unknown> | undefined;
-
-  constructor(
-    readonly processor: MessageProcessor,
-    readonly body: ReceivedBody,
-    private readonly delivery: TransportMessage,
-    readonly queue: string,
-  ) {}
-
-  get message(): Message<unknown> {
-    this.built ??= Message.fromBody(this.body);
-    return this.built;
-  }
-  get fields(): MessageFields {
-    return this.delivery.fields;
-  }
-  get properties(): MessageProperties {
-    return this.delivery.properties;
-  }
+/** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  const timer = new AbortController();
+  await Promise.race([
+    promise.catch(() => undefined),
+    sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined),
+  ]);
+  timer.abort();
 }

@@ -1,0 +1,432 @@
+/**
+ * The dispatch of one delivery: decode (or translate), the hooks, the handlers (keyed and
+ * matchers), the error handlers, then the settlement (ack, counted requeue, dead-letter with
+ * the reason). A processor owns one; it never throws and never closes the channel.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import type { GenericConsumer } from './consumer';
+import type { Encoder } from './encoder';
+import {
+  DeleteMessage,
+  ErrorCode,
+  FilterError,
+  PostageError,
+  RejectMessage,
+  ValidationError,
+} from './errors';
+import type { MessagePredicate, ReplyFunction } from './handlers';
+import { HookChain } from './hooks';
+import type { Logger } from './logger';
+import { MessageResultError, MessageResultException } from './message';
+import { Outcome, isOutcome, strongest, type ErrorHandler } from './outcome';
+import { deadLetterProperties, deliveryNumber, requeueProperties, type QueueRules } from './poison';
+import type { MessageProcessor } from './processor';
+import { DeliveryContext, InvalidContent, prepare, routeKey, sendReply, type Route } from './routes';
+import { Category, assertEnvelope, type ReceivedBody } from './schema';
+import { translate, type MessageTranslator } from './translator';
+import type { TransportMessage } from './transport/types';
+
+/** What a dispatcher works with (the processor's parts and settings). @internal */
+export interface DispatchSettings {
+  readonly processor: MessageProcessor;
+  readonly consumer: GenericConsumer;
+  readonly encoder: Encoder;
+  readonly logger: Logger;
+  readonly fingerprint: Readonly<Record<string, string>>;
+  readonly debug: boolean;
+  readonly translators: Readonly<Record<string, MessageTranslator>>;
+  readonly queueRules: ReadonlyMap<string, QueueRules>;
+  readonly onError: ErrorHandler | undefined;
+  readonly maxDeliveries: number;
+  /** The processor's own dead-letter exchange: dead letters published there carry postage's reason headers. */
+  readonly deadLetterExchange: string | undefined;
+  /** Aborted when the processor begins to stop: requeue delays end at once. */
+  readonly closing: AbortSignal;
+  /** Aborted at the shutdown deadline: the handlers' `context.signal`. */
+  readonly deadline: AbortSignal;
+}
+
+/** Messages settled, per outcome (mutable: the dispatcher and the processor count). @internal */
+export interface Counts {
+  received: number;
+  acked: number;
+  requeued: number;
+  deadLettered: number;
+  returned: number;
+}
+
+const NO_ROUTES: readonly Route[] = [];
+
+/** @internal */
+export class Dispatcher {
+  /** (category, type, name) handlers. */
+  readonly routes = new Map<string, Route[]>();
+  /** Predicate handlers, per category. */
+  readonly matchers: Record<Category, Route[]> = { message: [], rpc: [] };
+  readonly hooks = new HookChain();
+  readonly counts: Counts = { received: 0, acked: 0, requeued: 0, deadLettered: 0, returned: 0 };
+  readonly #settings: DispatchSettings;
+
+  constructor(settings: DispatchSettings) {
+    this.#settings = settings;
+  }
+
+  /** Handles one delivery to the end: decode, translate, hooks, handlers, settle. Never throws. */
+  async handle(message: TransportMessage, queue: string): Promise<void> {
+    const deliveries = deliveryNumber(message.properties);
+    try {
+      let body: ReceivedBody;
+      try {
+        const decoded: unknown = this.#settings.encoder.decode(message.content);
+        const translator = this.#settings.translators[queue];
+        if (translator !== undefined) {
+          body = translate(translator, decoded, {
+            queue,
+            fields: message.fields,
+            properties: message.properties,
+          });
+        } else {
+          assertEnvelope(decoded);
+          body = decoded;
+        }
+      } catch (err) {
+        this.#badMessage(message, queue, err, deliveries);
+        return;
+      }
+      if (this.#settings.debug) {
+        this.#settings.logger.debug('<-- receive', {
+          queue,
+          type: body.type,
+          name: body.name,
+          category: body.category,
+        });
+      }
+      if (deliveries > this.#settings.maxDeliveries) {
+        // Redelivered past the bound without postage's requeue (e.g. the process crashed mid-handler).
+        this.#settle(message, queue, Outcome.deadLetter(ErrorCode.DELIVERY_LIMIT), deliveries);
+        return;
+      }
+      const context = new DeliveryContext(
+        this.#settings.processor,
+        body,
+        message,
+        queue,
+        deliveries,
+        this.#settings.deadline,
+      );
+      let outcome: Outcome = Outcome.ack();
+      let error: unknown = undefined;
+      let skip = false;
+      if (this.hooks.perMessage) {
+        for (const hook of this.hooks.beforeHandling) {
+          try {
+            await hook(context);
+          } catch (err) {
+            error = hookError('beforeHandling', err);
+            outcome = await this.#onHandlerError(error, undefined, context);
+            skip = true;
+            break;
+          }
+        }
+      }
+      if (!skip) {
+        if (body.category === Category.rpc) outcome = await this.#dispatchRpc(message, context);
+        else outcome = await this.#dispatchMessage(context);
+      }
+      if (this.hooks.perMessage) {
+        for (const hook of this.hooks.afterHandling) {
+          try {
+            await hook(context, { outcome, error });
+          } catch (err) {
+            outcome = strongest(
+              outcome,
+              await this.#onHandlerError(hookError('afterHandling', err), undefined, context),
+            );
+          }
+        }
+      }
+      if (outcome.kind === 'requeue' && outcome.delayMs > 0 && !this.#settings.closing.aborted) {
+        // Held, not put back at once: a failing message must not loop hot.
+        await sleep(outcome.delayMs, undefined, { signal: this.#settings.closing }).catch(() => undefined);
+      }
+      this.#settle(message, queue, outcome, deliveries);
+    } catch (err) {
+      // Only a bug in postage gets here; never lose the message silently, never crash.
+      this.#settings.logger.error('dispatch failed', { error: err, queue });
+      this.#settings.consumer.reject(message, false);
+      this.counts.deadLettered++;
+    }
+  }
+
+  async #dispatchMessage(context: DeliveryContext): Promise<Outcome> {
+    const body = context.body;
+    const keyed = this.routes.get(routeKey(Category.message, body.type, body.name)) ?? NO_ROUTES;
+    let routes = keyed;
+    const matchers = this.matchers.message;
+    if (matchers.length > 0) {
+      const all = [...keyed];
+      for (const matcher of matchers) if (this.#matches(matcher, context)) all.push(matcher);
+      routes = all;
+    }
+    if (routes.length === 0) {
+      this.#settings.logger.debug('no handler for message: acked', {
+        type: body.type,
+        name: body.name,
+        queue: context.queue,
+      });
+      return Outcome.ack();
+    }
+    let outcome: Outcome = Outcome.ack();
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i] as Route;
+      // Handlers must not see each other's changes: copies for all but the last one.
+      const source = route.fullBody ? body : body.content;
+      const copy = i < routes.length - 1 ? structuredClone(source) : source;
+      try {
+        const data = prepare(route, copy);
+        const returned = await route.invoke(data, undefined, context);
+        if (isOutcome(returned)) outcome = strongest(outcome, returned);
+        else if (returned instanceof DeleteMessage)
+          this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+      } catch (err) {
+        if (err instanceof FilterError) continue;
+        outcome = strongest(outcome, await this.#onHandlerError(err, route, context));
+      }
+    }
+    return outcome;
+  }
+
+  async #dispatchRpc(message: TransportMessage, context: DeliveryContext): Promise<Outcome> {
+    const body = context.body;
+    const label = `${body.type} '${String(body.name)}'`;
+    let replied = false;
+    const reply: ReplyFunction = (result) => {
+      if (replied) {
+        this.#settings.logger.warn('second reply to one RPC call ignored', { handler: label });
+        return;
+      }
+      replied = true;
+      this.#sendReply(message, result);
+    };
+    const keyed = this.routes.get(routeKey(Category.rpc, body.type, body.name));
+    let route = keyed?.[keyed.length - 1];
+    const matchers = this.matchers.rpc;
+    if (matchers.length > 0) {
+      const candidates = route === undefined ? [] : [route];
+      for (const matcher of matchers) if (this.#matches(matcher, context)) candidates.push(matcher);
+      if (candidates.length > 1) {
+        reply(
+          new MessageResultError(
+            `ambiguous rpc ${label}: ${candidates.length} handlers match (${candidates.map((r) => r.label).join(', ')})`,
+          ),
+        );
+        this.#settings.logger.warn('ambiguous rpc: answered with an error', {
+          handler: label,
+          matches: candidates.length,
+        });
+        return Outcome.ack();
+      }
+      route = candidates[0];
+    }
+    if (route === undefined) {
+      reply(new MessageResultError(`no handler for rpc ${label}`));
+      this.#settings.logger.debug('no handler for rpc: answered with an error', {
+        type: body.type,
+        name: body.name,
+      });
+      return Outcome.ack();
+    }
+    try {
+      const data = prepare(route, route.fullBody ? body : body.content);
+      const returned = await route.invoke(data, reply, context);
+      if (!replied) {
+        reply(
+          returned === undefined
+            ? new MessageResultError(`the rpc handler for ${label} returned without replying`)
+            : returned,
+        );
+      }
+      return Outcome.ack();
+    } catch (err) {
+      if (err instanceof FilterError) {
+        if (!replied) reply(new MessageResultError(`rpc ${label} filtered out: ${err.message}`));
+        return Outcome.ack();
+      }
+      if (err instanceof InvalidContent) {
+        // Bad input is the caller's error, not an exception of the handler.
+        if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
+        this.#settings.logger.warn('rpc with invalid content: answered with an error', {
+          handler: label,
+          reason: err.error.message,
+        });
+        return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
+      }
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (!replied) reply(new MessageResultException(error.name, error.message));
+      return this.#onHandlerError(err, route, context);
+    }
+  }
+
+  #matches(matcher: Route, context: DeliveryContext): boolean {
+    try {
+      return (matcher.matcher as MessagePredicate)(context.body, context);
+    } catch (err) {
+      this.#settings.logger.error('matcher predicate threw: treated as no match', {
+        handler: matcher.label,
+        error: err,
+      });
+      return false;
+    }
+  }
+
+  /** What a handler's error leads to: its error handler, the processor's, then the default. */
+  async #onHandlerError(err: unknown, route: Route | undefined, context: DeliveryContext): Promise<Outcome> {
+    const label = route?.label ?? 'hooks';
+    if (err instanceof DeleteMessage) {
+      this.#settings.logger.info('message deleted by its handler', { handler: label, reason: err.message });
+      return Outcome.ack();
+    }
+    if (err instanceof RejectMessage) {
+      this.#settings.logger.info('message rejected by its handler', { handler: label, reason: err.message });
+      return Outcome.deadLetter('REJECTED', err);
+    }
+    if (err instanceof InvalidContent) {
+      this.#settings.logger.error('invalid content: message dead-lettered', {
+        handler: label,
+        reason: err.error.message,
+      });
+      return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
+    }
+    const reason =
+      err instanceof PostageError && err.code === ErrorCode.HOOK_FAILED
+        ? ErrorCode.HOOK_FAILED
+        : ErrorCode.HANDLER_FAILED;
+    for (const handler of [route?.onError, this.#settings.onError]) {
+      if (handler === undefined) continue;
+      try {
+        const decided = await handler(err, context.message, context);
+        if (decided === true) return Outcome.ack();
+        if (decided === false) return Outcome.deadLetter(reason, err);
+        if (isOutcome(decided))
+          return decided.kind === 'deadLetter' && decided.error === undefined
+            ? Outcome.deadLetter(decided.reason, err)
+            : decided;
+      } catch (failure) {
+        this.#settings.logger.error('error handler threw: next one decides', {
+          handler: label,
+          error: failure,
+        });
+      }
+    }
+    this.#settings.logger.error('handler failed: message dead-lettered', { handler: label, error: err });
+    return Outcome.deadLetter(reason, err);
+  }
+
+  /** Acks, requeues (counted) or dead-letters (with the reason) a message. */
+  #settle(message: TransportMessage, queue: string, outcome: Outcome, deliveries: number): void {
+    switch (outcome.kind) {
+      case 'ack':
+        this.#settings.consumer.ack(message);
+        this.counts.acked++;
+        return;
+      case 'requeue': {
+        if (deliveries >= this.#settings.maxDeliveries) {
+          this.#settings.logger.warn('delivery limit reached: message dead-lettered', { queue, deliveries });
+          this.#deadLetter(
+            message,
+            queue,
+            ErrorCode.DELIVERY_LIMIT,
+            `delivered ${deliveries} times`,
+            deliveries,
+          );
+          return;
+        }
+        const rules = this.#settings.queueRules.get(queue);
+        if (rules?.quorum === true || typeof message.properties.headers?.['x-delivery-count'] === 'number') {
+          // Quorum queues count returns themselves (x-delivery-count).
+          this.#settings.consumer.reject(message, true);
+        } else {
+          // Classic queues do not count: republish with postage's counter, then ack the original.
+          this.#settings.consumer.publish('', queue, message.content, requeueProperties(message, deliveries));
+          this.#settings.consumer.ack(message);
+        }
+        this.counts.requeued++;
+        return;
+      }
+      case 'deadLetter':
+        this.#deadLetter(message, queue, outcome.reason, outcome.error, deliveries);
+        return;
+    }
+  }
+
+  #deadLetter(
+    message: TransportMessage,
+    queue: string,
+    reason: string,
+    error: unknown,
+    deliveries: number,
+  ): void {
+    const own = this.#settings.deadLetterExchange;
+    // Only into the processor's own exchange: a queue's other DLX gets the broker's x-death instead.
+    const exchange =
+      own !== undefined && this.#settings.queueRules.get(queue)?.deadLetterExchange === own ? own : undefined;
+    this.counts.deadLettered++;
+    if (exchange === undefined) {
+      // No exchange of ours: the broker dead-letters (x-death reason 'rejected') or drops it.
+      this.#settings.consumer.reject(message, false);
+      return;
+    }
+    try {
+      // Published on the consuming channel before the ack: the broker handles them in order.
+      this.#settings.consumer.publish(
+        exchange,
+        message.fields.routingKey,
+        message.content,
+        deadLetterProperties(message, queue, reason, error, deliveries),
+      );
+      this.#settings.consumer.ack(message);
+    } catch {
+      this.#settings.consumer.reject(message, false);
+    }
+  }
+
+  #sendReply(request: TransportMessage, result: unknown): void {
+    sendReply(
+      this.#settings.consumer,
+      this.#settings.encoder,
+      this.#settings.fingerprint,
+      this.#settings.logger,
+      this.#settings.debug,
+      request,
+      result,
+    );
+  }
+
+  #badMessage(message: TransportMessage, queue: string, err: unknown, deliveries: number): void {
+    const error =
+      err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
+    this.#settings.logger.error('bad message dead-lettered', {
+      queue,
+      code: error.code,
+      reason: error.message,
+      messageId: message.properties.messageId,
+      bytes: message.content.length,
+    });
+    // A caller waiting on an RPC gets an answer at once instead of a timeout.
+    if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
+      this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
+    }
+    this.#deadLetter(message, queue, error.code, error, deliveries);
+  }
+}
+
+function hookError(hook: string, err: unknown): PostageError {
+  return new PostageError(
+    ErrorCode.HOOK_FAILED,
+    `${hook} hook failed: ${err instanceof Error ? err.message : String(err)}`,
+    {
+      cause: err,
+    },
+  );
+}

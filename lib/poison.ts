@@ -1,0 +1,154 @@
+/**
+ * Poison messages: the dead-letter exchange and queue of a processor, quorum queues, and the
+ * delivery count that bounds how often one message is handled.
+ */
+import type { Eqk, QueueFlags, QueueSpec } from './consumer';
+import type { MessageProperties, TransportMessage } from './transport/types';
+
+/** Header counting deliveries on classic queues (quorum queues have x-delivery-count). */
+export const DELIVERIES_HEADER = 'x-postage-deliveries';
+/** Header of a dead letter: why it was dead-lettered (e.g. HANDLER_FAILED, DELIVERY_LIMIT). */
+export const REASON_HEADER = 'x-postage-reason';
+/** Header of a dead letter: the error (name: message) that led to it, when there was one. */
+export const ERROR_HEADER = 'x-postage-error';
+/** Header of a dead letter: the queue it was consumed from. */
+export const QUEUE_HEADER = 'x-postage-queue';
+
+/** Where a processor dead-letters. */
+export interface DeadLetterOptions {
+  /** The dead-letter exchange (fanout, durable). @default '<first queue>.dlx' */
+  exchange?: string;
+  /** The queue bound to it that keeps dead letters (durable). @default '<first queue>.dlq' */
+  queue?: string;
+}
+
+/** Default bound on deliveries of one message. */
+export const DEFAULT_MAX_DELIVERIES = 10;
+
+/** The dead-letter settings of a processor, resolved. @internal */
+export interface DeadLetterTarget {
+  readonly exchange: string;
+  readonly queue: string | undefined;
+}
+
+/** How a queue of a processor settles: where it dead-letters, whether it is a quorum queue. @internal */
+export interface QueueRules {
+  readonly deadLetterExchange: string | undefined;
+  readonly quorum: boolean;
+}
+
+/**
+ * Adds the processor's queue arguments to its bindings: `x-dead-letter-exchange`, and for
+ * quorum queues `x-queue-type` and `x-delivery-limit` (quorum queues are durable). Explicit
+ * queue arguments win. @internal
+ */
+export function applyQueueRules(
+  eqk: Eqk,
+  deadLetter: DeadLetterTarget | undefined,
+  quorum: boolean,
+  maxDeliveries: number,
+): Eqk {
+  if (deadLetter === undefined && !quorum) return eqk;
+  const extra: Record<string, unknown> = {};
+  if (deadLetter !== undefined) extra['x-dead-letter-exchange'] = deadLetter.exchange;
+  if (quorum) {
+    extra['x-queue-type'] = 'quorum';
+    // The broker's backstop for what postage's counting never sees (a process crashing mid-handler).
+    extra['x-delivery-limit'] = maxDeliveries;
+  }
+  return eqk.map(([exchange, pairs]) => [
+    exchange,
+    pairs.map(([queue, key]): readonly [QueueSpec, string] => {
+      const spec = typeof queue === 'string' ? { name: queue, flags: {} as QueueFlags } : queue;
+      const flags: QueueFlags = {
+        ...spec.flags,
+        ...(quorum ? { durable: true, exclusive: false, autoDelete: false, auto_delete: false } : {}),
+        arguments: { ...extra, ...spec.flags?.arguments },
+      };
+      return [{ name: spec.name, flags }, key];
+    }),
+  ]);
+}
+
+/** The rules of each named queue of the bindings. @internal */
+export function queueRules(eqk: Eqk): Map<string, QueueRules> {
+  const rules = new Map<string, QueueRules>();
+  for (const [, pairs] of eqk) {
+    for (const [queue] of pairs) {
+      if (typeof queue === 'string') {
+        rules.set(queue, { deadLetterExchange: undefined, quorum: false });
+        continue;
+      }
+      const args = queue.flags?.arguments ?? {};
+      const dlx = args['x-dead-letter-exchange'];
+      rules.set(queue.name, {
+        deadLetterExchange: typeof dlx === 'string' ? dlx : undefined,
+        quorum: args['x-queue-type'] === 'quorum',
+      });
+    }
+  }
+  return rules;
+}
+
+/** The first named queue of the bindings (to name the dead-letter exchange and queue). @internal */
+export function firstQueueName(eqk: Eqk): string | undefined {
+  for (const [, pairs] of eqk) {
+    for (const [queue] of pairs) {
+      const name = typeof queue === 'string' ? queue : queue.name;
+      if (name !== '') return name;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Which delivery of the message this is (1 for the first): quorum queues count returns in
+ * x-delivery-count, postage counts its own requeues in x-postage-deliveries. @internal
+ */
+export function deliveryNumber(properties: MessageProperties): number {
+  const headers = properties.headers;
+  if (headers === undefined) return 1;
+  const quorum = headers['x-delivery-count'];
+  if (typeof quorum === 'number') return quorum + 1;
+  const own = headers[DELIVERIES_HEADER];
+  return typeof own === 'number' ? own + 1 : 1;
+}
+
+/** A short description of an error for a header (bounded: headers travel with every copy). */
+export function describeError(error: unknown): string | undefined {
+  if (error === undefined) return undefined;
+  const text =
+    error instanceof Error
+      ? `${error.name}: ${error.message}`
+      : typeof error === 'string'
+        ? error
+        : JSON.stringify(error);
+  return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
+}
+
+/** The properties of a dead letter postage publishes itself (with its reason). @internal */
+export function deadLetterProperties(
+  message: TransportMessage,
+  queue: string,
+  reason: string,
+  error: unknown,
+  deliveries: number,
+): Record<string, unknown> {
+  const headers: Record<string, unknown> = {
+    ...message.properties.headers,
+    [REASON_HEADER]: reason,
+    [DELIVERIES_HEADER]: deliveries,
+    [QUEUE_HEADER]: queue,
+  };
+  const described = describeError(error);
+  if (described !== undefined) headers[ERROR_HEADER] = described;
+  return { ...message.properties, headers };
+}
+
+/** The properties of a copy requeued on a classic queue: the delivery count goes up. @internal */
+export function requeueProperties(message: TransportMessage, deliveries: number): Record<string, unknown> {
+  return {
+    ...message.properties,
+    headers: { ...message.properties.headers, [DELIVERIES_HEADER]: deliveries },
+  };
+}

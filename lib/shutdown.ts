@@ -1,0 +1,57 @@
+/**
+ * Graceful shutdown on SIGINT and SIGTERM.
+ */
+
+/** Something that closes: a processor, a producer, a connection. */
+export interface Closable {
+  close(): Promise<unknown>;
+}
+
+/** Options of {@link closeOnSignals}. */
+export interface CloseOnSignalsOptions {
+  /** The signals to handle. @default ['SIGINT', 'SIGTERM'] */
+  signals?: readonly NodeJS.Signals[];
+  /** Called when everything closed (or failed to). @default sets process.exitCode to 0 */
+  onClosed?: (errors: readonly unknown[]) => void;
+}
+
+/**
+ * Closes the given components (in order, each once) on the first SIGINT or SIGTERM; a second
+ * signal exits at once (code 130/143). Returns a function that removes the signal handlers.
+ *
+ * @example
+ * ```ts
+ * const processor = new Worker();
+ * closeOnSignals(processor, producer);
+ * await processor.run();
+ * ```
+ */
+export function closeOnSignals(...args: Array<Closable | CloseOnSignalsOptions>): () => void {
+  const closables = args.filter((a): a is Closable => typeof (a as Closable).close === 'function');
+  const options = (args.find((a) => typeof (a as Closable).close !== 'function') ??
+    {}) as CloseOnSignalsOptions;
+  const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closing) {
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    closing = true;
+    void (async () => {
+      const errors: unknown[] = [];
+      for (const closable of closables) {
+        try {
+          await closable.close();
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      if (options.onClosed !== undefined) options.onClosed(errors);
+      else process.exitCode = errors.length === 0 ? 0 : 1;
+    })();
+  };
+  for (const signal of signals) process.on(signal, onSignal);
+  return () => {
+    for (const signal of signals) process.removeListener(signal, onSignal);
+  };
+}
