@@ -9,6 +9,7 @@ import { ErrorCode, PostageError } from './errors';
 import { jsonEncoder, type Encoder } from './encoder';
 import type { ExchangeDefinition } from './exchange';
 import { Message, resultFromBody, type RpcResult } from './message';
+import { DELIVERIES_HEADER, ERROR_HEADER, QUEUE_HEADER, REASON_HEADER } from './poison';
 import type { MessageProcessor } from './processor';
 import { isEnvelope, type ReceivedBody, type ResultContent } from './schema';
 import { MemoryBroker, memoryTransport } from './transport/memory';
@@ -45,17 +46,29 @@ export interface Recorded {
   readonly messageId: string | undefined;
 }
 
-/** How the processor settled a message. */
+/**
+ * How the processor settled a message. `deadLetter` is postage's own dead-lettering (published
+ * to the processor's dead-letter exchange with its reason, then acked); `requeue` includes
+ * postage's counted requeue on classic queues (republished, then acked).
+ */
 export interface Settled extends Recorded {
   readonly queue: string;
-  readonly outcome: 'ack' | 'requeue' | 'reject';
+  readonly outcome: 'ack' | 'requeue' | 'reject' | 'deadLetter';
 }
 
-/** A message that left a queue for its dead-letter exchange (or was dropped: no DLX). */
+/**
+ * A message that left a queue for its dead-letter exchange (or was dropped: no DLX): by the
+ * broker (reason from x-death) or by postage (reason `rejected`, `postageReason` and `error`
+ * from its x-postage-* headers).
+ */
 export interface DeadLettered extends Recorded {
   readonly queue: string;
   readonly reason: ObservedDeath['reason'];
   readonly deadLetterExchange: string | undefined;
+  /** postage's reason (x-postage-reason), e.g. HANDLER_FAILED or DELIVERY_LIMIT. */
+  readonly postageReason: string | undefined;
+  /** The error postage recorded (x-postage-error). */
+  readonly error: string | undefined;
 }
 
 /** A message the processor (or anything but this client) published. */
@@ -103,6 +116,8 @@ export class TestClient {
   readonly #waiting = new Map<string, (settled: Settled) => void>();
   readonly #calls = new Map<string, (reply: TransportMessage) => void>();
   readonly #stopObserving: () => void;
+  /** Messages postage republished (dead letter or counted requeue) whose ack is pending: messageId -> outcome. */
+  readonly #republished = new Map<string, 'deadLetter' | 'requeue'>();
 
   private constructor(
     broker: MemoryBroker,
@@ -166,6 +181,11 @@ export class TestClient {
     return this.settled.filter((s) => s.outcome === 'ack');
   }
 
+  /** Settlements with outcome deadLetter (postage's own dead-lettering, with its reason). */
+  get deadLetteredByPostage(): Settled[] {
+    return this.settled.filter((s) => s.outcome === 'deadLetter');
+  }
+
   /** Settlements with outcome reject (without requeue). */
   get rejected(): Settled[] {
     return this.settled.filter((s) => s.outcome === 'reject');
@@ -223,6 +243,7 @@ export class TestClient {
   clear(): void {
     this.settled.length = 0;
     this.deadLettered.length = 0;
+    this.#republished.clear();
     this.published.length = 0;
     this.replies.length = 0;
   }
@@ -278,9 +299,15 @@ export class TestClient {
   }
 
   #onSettled(event: ObservedSettle): void {
-    const settled: Settled = { ...this.#record(event), queue: event.queue, outcome: event.outcome };
-    this.settled.push(settled);
     const id = event.properties.messageId;
+    let outcome: Settled['outcome'] = event.outcome;
+    const republished = id === undefined ? undefined : this.#republished.get(id);
+    if (republished !== undefined && id !== undefined && outcome === 'ack') {
+      this.#republished.delete(id);
+      outcome = republished;
+    }
+    const settled: Settled = { ...this.#record(event), queue: event.queue, outcome };
+    this.settled.push(settled);
     if (id === undefined) return;
     const waiter = this.#waiting.get(id);
     if (waiter !== undefined) {
@@ -295,12 +322,36 @@ export class TestClient {
       queue: event.queue,
       reason: event.reason,
       deadLetterExchange: event.deadLetterExchange,
+      postageReason: undefined,
+      error: undefined,
     });
   }
 
   #onPublished(event: ObservedPublish, own: number): void {
     if (event.connectionId === own) return;
     if (event.exchange === '' && event.routingKey.startsWith('amq.rabbitmq.reply-to.')) return;
+    const headers = event.properties.headers ?? {};
+    const id = event.properties.messageId;
+    const reason = headers[REASON_HEADER];
+    if (typeof reason === 'string') {
+      const error = headers[ERROR_HEADER];
+      const queue = headers[QUEUE_HEADER];
+      this.deadLettered.push({
+        ...this.#record(event),
+        queue: typeof queue === 'string' ? queue : '',
+        reason: 'rejected',
+        deadLetterExchange: event.exchange,
+        postageReason: reason,
+        error: typeof error === 'string' ? error : undefined,
+      });
+      if (id !== undefined) this.#republished.set(id, 'deadLetter');
+      return;
+    }
+    if (event.exchange === '' && typeof headers[DELIVERIES_HEADER] === 'number') {
+      // postage's counted requeue on a classic queue: not a publish of the application.
+      if (id !== undefined) this.#republished.set(id, 'requeue');
+      return;
+    }
     this.published.push({ ...this.#record(event), queues: event.queues });
   }
 
