@@ -2,6 +2,7 @@
  * Processing features on the in-process broker, driven by the test client: outcomes, error
  * handlers, matchers, hooks, translators, runOnce, graceful shutdown and poison messages.
  */
+import type { PostageError } from '../../lib';
 import {
   DeleteMessage,
   ErrorCode,
@@ -11,7 +12,6 @@ import {
   MessageMatcher,
   MessageProcessor,
   Outcome,
-  PostageError,
   RpcCommand,
   RpcHandler,
   RpcMatcher,
