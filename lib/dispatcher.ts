@@ -19,7 +19,7 @@ import type { MessagePredicate, ReplyFunction } from './handlers';
 import { HookChain } from './hooks';
 import type { Logger } from './logger';
 import { MessageResultError, MessageResultException } from './message';
-import { Outcome, isOutcome, strongest, type ErrorHandler } from './outcome';
+import { Outcome, isOutcome, strongest, withError, type ErrorHandler } from './outcome';
 import { deadLetterProperties, deliveryNumber, requeueProperties, type QueueRules } from './poison';
 import type { MessageProcessor } from './processor';
 import { DeliveryContext, InvalidContent, prepare, routeKey, sendReply, type Route } from './routes';
@@ -308,10 +308,7 @@ export class Dispatcher {
         const decided = await handler(err, context.message, context);
         if (decided === true) return Outcome.ack();
         if (decided === false) return Outcome.deadLetter(reason, err);
-        if (isOutcome(decided))
-          return decided.kind === 'deadLetter' && decided.error === undefined
-            ? Outcome.deadLetter(decided.reason, err)
-            : decided;
+        if (isOutcome(decided)) return withError(decided, err);
       } catch (failure) {
         this.#settings.logger.error('error handler threw: next one decides', {
           handler: label,
@@ -337,7 +334,7 @@ export class Dispatcher {
             message,
             queue,
             ErrorCode.DELIVERY_LIMIT,
-            `delivered ${deliveries} times`,
+            outcome.error ?? `delivered ${deliveries} times`,
             deliveries,
           );
           return;

@@ -20,6 +20,8 @@ export interface RequeueOutcome {
   readonly kind: 'requeue';
   /** Milliseconds the message is held before it goes back, so that a failure does not loop hot. */
   readonly delayMs: number;
+  /** The error that led here (recorded if the message reaches the delivery limit). */
+  readonly error?: unknown;
 }
 
 /** Dead-letter the message with a reason (and the error, when there is one). */
@@ -82,6 +84,12 @@ export const Outcome = {
     return Object.freeze({ [BRAND]: true as const, kind: 'deadLetter' as const, reason, error });
   },
 } as const;
+
+/** The outcome with the error that led to it, unless it names one already. @internal */
+export function withError(outcome: Outcome, error: unknown): Outcome {
+  if (outcome.kind === 'ack' || outcome.error !== undefined) return outcome;
+  return Object.freeze({ ...outcome, error });
+}
 
 /** True when `value` is an outcome built by {@link Outcome}. */
 export function isOutcome(value: unknown): value is Outcome {

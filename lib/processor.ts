@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Connection } from './connection';
@@ -206,6 +207,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'concurrency must be >= 1 and shutdownTimeout >= 0');
     }
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
+    // One signal shared by every handler in flight: many listeners are expected.
+    setMaxListeners(0, this.#deadline.signal);
     this.#dispatcher = new Dispatcher({
       processor: this,
       consumer,

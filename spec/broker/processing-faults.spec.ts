@@ -1,0 +1,317 @@
+/**
+ * Fault tests of the processing features against RabbitMQ, counted like Jepsen: produced,
+ * handled, acked, dead-lettered, duplicates, lost (lost must be 0).
+ */
+import {
+  ErrorCode,
+  MessageCommand,
+  MessageProcessor,
+  Outcome,
+  type ExchangeDefinition,
+  type HandlerContext,
+  type ProcessorOptions,
+} from '../../lib';
+import { rawConnection, testUrl, uid, waitFor, withRawChannel } from '../helpers/broker';
+import { MemoryLogger } from '../helpers/memory-logger';
+
+function exchange(name: string): ExchangeDefinition {
+  return { name, exchange_type: 'direct', passive: false, durable: false, auto_delete: true };
+}
+
+interface Dead {
+  id: string;
+  reason: unknown;
+  error: unknown;
+  deliveries: unknown;
+}
+
+interface Counts {
+  produced: number;
+  handled: number;
+  acked: number;
+  deadLettered: number;
+  duplicates: number;
+  lost: number;
+}
+
+/** Publishes (with confirms) postage messages or raw bodies, each with its id as messageId. */
+async function produce(queue: string, bodies: Array<[id: string, content: Buffer]>): Promise<void> {
+  const connection = await rawConnection();
+  try {
+    const channel = await connection.createConfirmChannel();
+    for (const [id, content] of bodies) channel.sendToQueue(queue, content, { messageId: id });
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+}
+
+function command(name: string, parameters: unknown): Buffer {
+  return Buffer.from(JSON.stringify(new MessageCommand(name, parameters).body));
+}
+
+async function drain(queue: string): Promise<Dead[]> {
+  return withRawChannel(async (ch) => {
+    const out: Dead[] = [];
+    for (;;) {
+      const m = await ch.get(queue, { noAck: true });
+      if (m === false) return out;
+      const headers = m.properties.headers ?? {};
+      out.push({
+        id: String(m.properties.messageId),
+        reason: headers['x-postage-reason'],
+        error: headers['x-postage-error'],
+        deliveries: headers['x-postage-deliveries'],
+      });
+    }
+  });
+}
+
+async function queueDepth(queue: string): Promise<number> {
+  return withRawChannel(async (ch) => (await ch.checkQueue(queue)).messageCount);
+}
+
+function count(produced: string[], handled: string[], acked: string[], dead: Dead[]): Counts {
+  const settled = new Set([...acked, ...dead.map((d) => d.id)]);
+  const ackedOnce = new Set(acked);
+  return {
+    produced: produced.length,
+    handled: handled.length,
+    acked: acked.length,
+    deadLettered: dead.length,
+    duplicates: acked.length - ackedOnce.size + dead.length - new Set(dead.map((d) => d.id)).size,
+    lost: produced.filter((id) => !settled.has(id)).length,
+  };
+}
+
+describe('processing faults (broker)', () => {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+
+  function names(): { ex: ExchangeDefinition; queue: string; dlx: string; dlq: string } {
+    const queue = uid('q');
+    const names = { ex: exchange(uid('ex')), queue, dlx: `${queue}.dlx`, dlq: `${queue}.dlq` };
+    cleanup.push(() =>
+      withRawChannel(async (ch) => {
+        await ch.deleteQueue(names.queue);
+        await ch.deleteQueue(names.dlq);
+        await ch.deleteExchange(names.dlx);
+      }),
+    );
+    return names;
+  }
+
+  function processor(
+    n: ReturnType<typeof names>,
+    options: ProcessorOptions = {},
+    logger = new MemoryLogger(),
+  ) {
+    const p = new MessageProcessor({
+      url: testUrl(),
+      logger,
+      eqk: [[n.ex, [[n.queue, 'rk']]]],
+      deadLetter: { exchange: n.dlx, queue: n.dlq },
+      ...options,
+    });
+    cleanup.push(() => p.close());
+    return p;
+  }
+
+  for (const queueType of ['classic', 'quorum'] as const) {
+    it(`poison - a handler that always throws is dead-lettered after maxDeliveries with reason and error, no hot loop (${queueType})`, async () => {
+      const n = names();
+      const p = processor(n, {
+        queueType,
+        maxDeliveries: 4,
+        onError: () => Outcome.requeue({ delayMs: 50 }),
+      });
+      const handled: string[] = [];
+      const acked: string[] = [];
+      p.registerHandler('command', 'work', (content: { parameters: string }) => {
+        handled.push(content.parameters);
+        if (content.parameters.startsWith('poison')) throw new Error(`poison ${content.parameters}`);
+        acked.push(content.parameters);
+      });
+      await p.start();
+      const produced = Array.from({ length: 12 }, (_, i) => (i % 4 === 0 ? `poison-${i}` : `good-${i}`));
+      await produce(
+        n.queue,
+        produced.map((id) => [id, command('work', id)]),
+      );
+      let dead: Dead[] = [];
+      await waitFor(
+        async () => {
+          dead = [...dead, ...(await drain(n.dlq))];
+          return dead.length >= 3;
+        },
+        { timeoutMs: 15_000, intervalMs: 50, what: 'three dead letters' },
+      );
+      await p.close();
+      const counts = count(produced, handled, acked, dead);
+      console.log(`poison (${queueType}):`, counts);
+      expect(counts).toEqual({
+        produced: 12,
+        handled: 9 + 3 * 4,
+        acked: 9,
+        deadLettered: 3,
+        duplicates: 0,
+        lost: 0,
+      });
+      // Each poison message was handled exactly maxDeliveries times: bounded, not a hot loop.
+      for (const d of dead) expect(handled.filter((id) => id === d.id)).toHaveLength(4);
+      expect(dead.map((d) => [d.reason, d.error, d.deliveries])).toEqual(
+        dead.map((d) => [ErrorCode.DELIVERY_LIMIT, `Error: poison ${d.id}`, 4]),
+      );
+      expect(await queueDepth(n.queue)).toBe(0);
+    }, 30_000);
+  }
+
+  it('handler throws - default outcome: logged, dead-lettered with the error, channel stays open, following messages processed', async () => {
+    const n = names();
+    const logger = new MemoryLogger();
+    const p = processor(n, {}, logger);
+    const lost: unknown[] = [];
+    p.consumer.on('lost', (e) => lost.push(e));
+    const handled: string[] = [];
+    const acked: string[] = [];
+    p.registerHandler('command', 'work', (content: { parameters: string }) => {
+      handled.push(content.parameters);
+      if (content.parameters.startsWith('bad')) throw new TypeError('cannot handle');
+      acked.push(content.parameters);
+    });
+    await p.start();
+    const produced = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? `bad-${i}` : `ok-${i}`));
+    await produce(
+      n.queue,
+      produced.map((id) => [id, command('work', id)]),
+    );
+    await waitFor(() => handled.length === 30, { timeoutMs: 10_000, what: 'every message handled' });
+    let dead: Dead[] = [];
+    await waitFor(
+      async () => {
+        dead = [...dead, ...(await drain(n.dlq))];
+        return dead.length >= 10;
+      },
+      { timeoutMs: 10_000, what: 'the dead letters' },
+    );
+    const counts = count(produced, handled, acked, dead);
+    console.log('handler throws:', counts);
+    expect(counts).toEqual({
+      produced: 30,
+      handled: 30,
+      acked: 20,
+      deadLettered: 10,
+      duplicates: 0,
+      lost: 0,
+    });
+    expect(new Set(dead.map((d) => d.reason))).toEqual(new Set([ErrorCode.HANDLER_FAILED]));
+    expect(new Set(dead.map((d) => d.error))).toEqual(new Set(['TypeError: cannot handle']));
+    expect(lost).toEqual([]);
+    expect(logger.lines.filter((l) => l.message.startsWith('handler failed'))).toHaveLength(10);
+    // The same channel still consumes.
+    await produce(n.queue, [['after', command('work', 'after')]]);
+    await waitFor(() => acked.includes('after'), { what: 'the message after the failures' });
+    expect(await queueDepth(n.queue)).toBe(0);
+  }, 30_000);
+
+  it('bad input - malformed JSON and an invalid envelope are dead-lettered with a reason; the process stays up', async () => {
+    const n = names();
+    const p = processor(n);
+    const acked: string[] = [];
+    p.registerHandler(
+      'command',
+      'work',
+      (content: { parameters: string }) => void acked.push(content.parameters),
+    );
+    await p.start();
+    const bodies: Array<[string, Buffer]> = [
+      ['malformed', Buffer.from('{"type": "command", "name": ')],
+      ['ok-1', command('work', 'ok-1')],
+      ['envelope', Buffer.from(JSON.stringify({ type: 'command', name: 42 }))],
+      ['ok-2', command('work', 'ok-2')],
+      ['binary', Buffer.from([0xff, 0xfe, 0x00])],
+      ['ok-3', command('work', 'ok-3')],
+    ];
+    await produce(n.queue, bodies);
+    await waitFor(() => acked.length === 3, { what: 'the good messages' });
+    let dead: Dead[] = [];
+    await waitFor(
+      async () => {
+        dead = [...dead, ...(await drain(n.dlq))];
+        return dead.length >= 3;
+      },
+      { timeoutMs: 10_000, what: 'the dead letters' },
+    );
+    const produced = bodies.map(([id]) => id);
+    const counts = count(produced, acked, acked, dead);
+    console.log('bad input:', counts);
+    expect(counts).toEqual({ produced: 6, handled: 3, acked: 3, deadLettered: 3, duplicates: 0, lost: 0 });
+    expect(Object.fromEntries(dead.map((d) => [d.id, d.reason]))).toEqual({
+      malformed: ErrorCode.DECODE_FAILED,
+      envelope: ErrorCode.INVALID_MESSAGE,
+      binary: ErrorCode.DECODE_FAILED,
+    });
+    expect(dead.every((d) => typeof d.error === 'string' && d.error.length > 0)).toBe(true);
+    expect(p.connection.isOpen).toBe(true);
+  }, 30_000);
+
+  it('shutdown - close() with handlers in flight: they finish or get the AbortSignal by the deadline; unstarted go back and a second processor consumes them; none lost', async () => {
+    const n = names();
+    const handledBy: Record<'A' | 'B', string[]> = { A: [], B: [] };
+    const acked: string[] = [];
+    const aborted: string[] = [];
+    const handler =
+      (who: 'A' | 'B') =>
+      async (content: { parameters: string }, context: HandlerContext): Promise<Outcome | undefined> => {
+        handledBy[who].push(content.parameters);
+        const stuck = content.parameters.startsWith('stuck') && who === 'A';
+        const ms = stuck ? 60_000 : 100;
+        const done = await new Promise<boolean>((resolve) => {
+          const onAbort = (): void => {
+            clearTimeout(timer);
+            resolve(false);
+          };
+          const timer = setTimeout(() => {
+            context.signal.removeEventListener('abort', onAbort);
+            resolve(true);
+          }, ms);
+          context.signal.addEventListener('abort', onAbort);
+        });
+        if (!done) {
+          aborted.push(content.parameters);
+          return Outcome.requeue({ delayMs: 0 });
+        }
+        acked.push(content.parameters);
+        return undefined;
+      };
+    const a = processor(n, { prefetch: 10, concurrency: 3, shutdownTimeout: 500 });
+    a.registerHandler('command', 'work', handler('A'));
+    await a.start();
+    const produced = Array.from({ length: 40 }, (_, i) => (i === 0 ? 'stuck-0' : `m-${i}`));
+    await produce(
+      n.queue,
+      produced.map((id) => [id, command('work', id)]),
+    );
+    await waitFor(() => a.counts.received >= 10 && handledBy.A.length >= 3, { what: 'A busy' });
+    const closing = a.close();
+    await closing;
+    const countsA = a.counts;
+    expect(aborted).toEqual(['stuck-0']);
+    expect(countsA.returned).toBeGreaterThan(0);
+    const b = processor(n, { prefetch: 10 });
+    b.registerHandler('command', 'work', handler('B'));
+    await b.start();
+    await waitFor(() => new Set(acked).size === 40, { timeoutMs: 20_000, what: 'every message acked' });
+    await b.close();
+    const handled = [...handledBy.A, ...handledBy.B];
+    const counts = count(produced, handled, acked, await drain(n.dlq));
+    console.log('close with handlers in flight:', { ...counts, returnedByA: countsA.returned, aborted });
+    expect(counts).toMatchObject({ produced: 40, acked: 40, deadLettered: 0, duplicates: 0, lost: 0 });
+    // Only the aborted one ran twice; every unstarted message went back and ran once, on B.
+    expect(handled.length).toBe(41);
+    expect(handledBy.B).toContain('stuck-0');
+    expect(await queueDepth(n.queue)).toBe(0);
+  }, 40_000);
+});
