@@ -214,6 +214,14 @@ export class TestClient {
     return result;
   }
 
+  /**
+   * Publishes a message without waiting for the processor (e.g. to fill a queue before
+   * `runOnce`, or while the processor is stopped). Resolves once the broker confirmed it.
+   */
+  async publish(message: Message<unknown> | Buffer | unknown, target: SendTarget = {}): Promise<void> {
+    await this.#publish(message, target, { messageId: uuid() });
+  }
+
   /** Sends an RPC request and resolves with the processor's reply as a result message. */
   async rpc(message: Message<unknown> | unknown, target: SendTarget = {}): Promise<RpcResult> {
     const correlationId = uuid();
