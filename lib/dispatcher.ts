@@ -45,6 +45,8 @@ export interface DispatchSettings {
   readonly closing: AbortSignal;
   /** Aborted at the shutdown deadline: the handlers' `context.signal`. */
   readonly deadline: AbortSignal;
+  /** Called once per handled delivery, when it is settled (one bound function: no per-message closure). */
+  readonly settled: () => void;
 }
 
 /** Messages settled, per outcome (mutable: the dispatcher and the processor count). @internal */
@@ -156,6 +158,8 @@ export class Dispatcher {
       this.#settings.logger.error('dispatch failed', { error: err, queue });
       this.#settings.consumer.reject(message, false);
       this.counts.deadLettered++;
+    } finally {
+      this.#settings.settled();
     }
   }
 

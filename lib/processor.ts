@@ -223,6 +223,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       deadLetterExchange: deadLetter?.exchange,
       closing: this.#closing.signal,
       deadline: this.#deadline.signal,
+      settled: () => this.#afterDispatch(),
     });
     if (options.hooks !== undefined) this.#dispatcher.hooks.add(options.hooks);
     this.#finished = new Promise<RunResult>((resolve, reject) => {
@@ -549,15 +550,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       return;
     }
     this.#inFlight++;
-    void this.#dispatch(message, queue);
-  }
-
-  async #dispatch(message: TransportMessage, queue: string): Promise<void> {
-    try {
-      await this.#dispatcher.handle(message, queue);
-    } finally {
-      this.#afterDispatch();
-    }
+    void this.#dispatcher.handle(message, queue);
   }
 
   #afterDispatch(): void {
@@ -569,7 +562,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         this.#pendingHead = 0;
       }
       this.#inFlight++;
-      void this.#dispatch(next.message, next.queue);
+      void this.#dispatcher.handle(next.message, next.queue);
       return;
     }
     if (this.#inFlight === 0 && this.#idle !== undefined) {
