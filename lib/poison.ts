@@ -3,6 +3,7 @@
  * delivery count that bounds how often one message is handled.
  */
 import type { Eqk, QueueFlags, QueueSpec } from './consumer';
+import { ErrorCode, PostageError } from './errors';
 import type { MessageProperties, TransportMessage } from './transport/types';
 
 /** Header counting deliveries on classic queues (quorum queues have x-delivery-count). */
@@ -151,4 +152,22 @@ export function requeueProperties(message: TransportMessage, deliveries: number)
     ...message.properties,
     headers: { ...message.properties.headers, [DELIVERIES_HEADER]: deliveries },
   };
+}
+
+/** The processor's dead-letter exchange and queue from its `deadLetter` option. @internal */
+export function resolveDeadLetter(
+  option: boolean | DeadLetterOptions | undefined,
+  eqk: Eqk,
+): DeadLetterTarget | undefined {
+  if (option === undefined || option === false) return undefined;
+  const explicit = option === true ? {} : option;
+  const first = firstQueueName(eqk);
+  const exchange = explicit.exchange ?? (first === undefined ? undefined : `${first}.dlx`);
+  if (exchange === undefined) {
+    throw new PostageError(
+      ErrorCode.INVALID_ARGUMENT,
+      'deadLetter: true needs a named queue (or give the exchange)',
+    );
+  }
+  return { exchange, queue: explicit.queue ?? (first === undefined ? undefined : `${first}.dlq`) };
 }

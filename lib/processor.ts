@@ -22,8 +22,8 @@ import type { ErrorHandler } from './outcome';
 import {
   DEFAULT_MAX_DELIVERIES,
   applyQueueRules,
-  firstQueueName,
   queueRules,
+  resolveDeadLetter,
   type DeadLetterOptions,
   type DeadLetterTarget,
 } from './poison';
@@ -587,20 +587,6 @@ function normalizeFilters(filters: RegisterOptions['filters']): HandlerEntry['fi
   return (filters ?? []).map((f) =>
     typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
   );
-}
-
-function resolveDeadLetter(option: ProcessorOptions['deadLetter'], eqk: Eqk): DeadLetterTarget | undefined {
-  if (option === undefined || option === false) return undefined;
-  const explicit = option === true ? {} : option;
-  const first = firstQueueName(eqk);
-  const exchange = explicit.exchange ?? (first === undefined ? undefined : `${first}.dlx`);
-  if (exchange === undefined) {
-    throw new PostageError(
-      ErrorCode.INVALID_ARGUMENT,
-      'deadLetter: true needs a named queue (or give the exchange)',
-    );
-  }
-  return { exchange, queue: explicit.queue ?? (first === undefined ? undefined : `${first}.dlq`) };
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). */

@@ -369,6 +369,38 @@ describe('processing features (in-process broker)', () => {
     await client.close();
   });
 
+  test('poison - a message already delivered past the bound is dead-lettered without running its handler', async () => {
+    const processor = worker();
+    const client = await TestClient.for(processor);
+    const settled = await client.send(new MessageCommand('ok', 'late'), {
+      properties: { headers: { 'x-postage-deliveries': 3 } },
+    });
+    expect(settled.outcome).toBe('deadLetter');
+    expect(processor.calls).toEqual([]);
+    expect(client.deadLettered[0]?.postageReason).toBe(ErrorCode.DELIVERY_LIMIT);
+    await client.close();
+  });
+
+  test('error handlers - an RPC handler error is answered with the exception, then its error handler decides the outcome', async () => {
+    const processor = worker({ onError: () => true });
+    processor.registerHandler(
+      'command',
+      'div',
+      (content: { parameters: number }) => {
+        if (content.parameters === 0) throw new RangeError('division by zero');
+        return 1 / content.parameters;
+      },
+      { rpc: true },
+    );
+    const client = await TestClient.for(processor);
+    const result = await client.rpc(new RpcCommand('div', 0));
+    expect(result.ok).toBe(false);
+    expect(result.message).toBe('division by zero');
+    await until(() => client.settled.length === 1, 'the settlement');
+    expect(client.settled[0]?.outcome).toBe('ack');
+    await client.close();
+  });
+
   test('poison - on a quorum queue the broker counts deliveries (x-delivery-count) and postage dead-letters at the bound', async () => {
     const processor = worker({ queueType: 'quorum', maxDeliveries: 4 });
     const client = await TestClient.for(processor);
