@@ -2,6 +2,9 @@
  * Fault tests of the processing features against RabbitMQ, counted like Jepsen: produced,
  * handled, acked, dead-lettered, duplicates, lost (lost must be 0).
  */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
 import {
   ErrorCode,
   MessageCommand,
@@ -313,5 +316,55 @@ describe('processing faults (broker)', () => {
     expect(handled.length).toBe(41);
     expect(handledBy.B).toContain('stuck-0');
     expect(await queueDepth(n.queue)).toBe(0);
+  }, 40_000);
+  it('shutdown - SIGTERM (closeOnSignals) lets the handler in flight finish, puts the prefetched rest back, exits 0; none lost', async () => {
+    const n = names();
+    const root = path.resolve(__dirname, '../..');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'spec/fixtures/graceful.ts')], {
+      cwd: root,
+      env: { ...process.env, POSTAGE_URL: testUrl(), WORK_EXCHANGE: n.ex.name, WORK_QUEUE: n.queue },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    cleanup.push(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    await waitFor(() => output.includes('ready'), { timeoutMs: 20_000, what: 'the child consuming' });
+    const produced = Array.from({ length: 8 }, (_, i) => `m-${i}`);
+    await produce(
+      n.queue,
+      produced.map((id) => [id, command('work', id)]),
+    );
+    await waitFor(() => output.includes('handled m-0'), {
+      timeoutMs: 10_000,
+      what: 'a first message handled',
+    });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const started = [...output.matchAll(/started (\S+)/g)].map((m) => m[1] as string);
+    const handled = [...output.matchAll(/handled (\S+)/g)].map((m) => m[1] as string);
+    const back = await withRawChannel(async (ch) => {
+      const ids: string[] = [];
+      for (;;) {
+        const m = await ch.get(n.queue, { noAck: true });
+        if (m === false) return ids;
+        ids.push(String(m.properties.messageId));
+      }
+    });
+    const counts = {
+      produced: produced.length,
+      handled: handled.length,
+      requeued: back.length,
+      unfinished: started.filter((id) => !handled.includes(id)).length,
+      duplicates: handled.filter((id) => back.includes(id)).length,
+      lost: produced.filter((id) => !handled.includes(id) && !back.includes(id)).length,
+    };
+    console.log('SIGTERM with a handler in flight:', counts, output.trim().split('\n').at(-1));
+    // Every started handler finished before the exit; the rest went back to the queue.
+    expect(counts).toMatchObject({ produced: 8, unfinished: 0, duplicates: 0, lost: 0 });
+    expect(counts.handled).toBeGreaterThanOrEqual(1);
+    expect(counts.handled + counts.requeued).toBe(8);
   }, 40_000);
 });
