@@ -122,7 +122,8 @@ export function table(rows: readonly ResultRow[]): string {
 
 /** Writes bench/results.json (the source directory, not the build one). */
 export function writeResults(rows: readonly ResultRow[], file = 'results.json'): string {
-  const path = join(process.cwd(), 'bench', file);
+  // Compiled to bench/.build/bench/: the source folder is two levels up.
+  const path = join(__dirname, '..', '..', file);
   writeFileSync(path, `${JSON.stringify(rows, null, 2)}\n`);
   return path;
 }

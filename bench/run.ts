@@ -142,13 +142,17 @@ async function heapCase(kind: 'rpc' | 'messages', count: number): Promise<Result
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const url = brokerUrl();
+  const wanted = (name: string): boolean => options.only === undefined || options.only.test(name);
+  const selected = GROUPS.flatMap((g) => g.cases.map(([name]) => name)).filter(wanted);
+  // The in-process broker and heap cases need no RabbitMQ: they run (and profile) without one.
+  const url = selected.some((name) => name !== 'memory-broker') ? brokerUrl() : '';
   const sizes = options.quick ? QUICK : FULL;
   const rpcExchange = benchExchange(uniqueName('rpc.x'));
   const rpcKey = 'rpc';
-  const responder = await startResponder(url, rpcExchange.name, uniqueName('rpc.q'), rpcKey);
+  const responder = selected.some((name) => name.startsWith('rpc-'))
+    ? await startResponder(url, rpcExchange.name, uniqueName('rpc.q'), rpcKey)
+    : undefined;
   const ctx: Context = { url, sizes, rpcExchange, rpcKey };
-  const wanted = (name: string): boolean => options.only === undefined || options.only.test(name);
   const t0 = Date.now();
   const rows: ResultRow[] = [];
   try {
@@ -178,7 +182,7 @@ async function main(): Promise<void> {
     if (wanted('heap-rpc')) rows.push(await heapCase('rpc', heap.rpc));
     if (wanted('heap-messages')) rows.push(await heapCase('messages', heap.messages));
   } finally {
-    responder.kill('SIGTERM');
+    responder?.kill('SIGTERM');
   }
   process.stdout.write(`${table(rows)}\n\n${targets(rows).join('\n')}\n`);
   const file = writeResults(rows);
