@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only <regexp>] [-- --rounds <n>]`: the benchmark driver.
+ * `npm run bench [-- --quick] [--only <regexp>] [--rounds <n>] [--out <file>]`: the benchmark driver.
  * Each group's cases run interleaved (A B A B ...) for the rounds; the medians go to a table on
  * stdout and to bench/results.json. Timing never fails the run: only a broken case does.
  */
@@ -38,6 +38,8 @@ import {
 
 interface Options {
   quick: boolean;
+  /** File name under bench/. @default results.json */
+  out: string;
   rounds: number;
   only: RegExp | undefined;
 }
@@ -103,7 +105,12 @@ function parseArgs(argv: readonly string[]): Options {
   };
   const rounds = Number(at('--rounds') ?? (quick ? 3 : 5));
   const only = at('--only');
-  return { quick, rounds, only: only === undefined ? undefined : new RegExp(only) };
+  return {
+    quick,
+    rounds,
+    out: at('--out') ?? 'results.json',
+    only: only === undefined ? undefined : new RegExp(only),
+  };
 }
 
 async function startResponder(
@@ -185,7 +192,7 @@ async function main(): Promise<void> {
     responder?.kill('SIGTERM');
   }
   process.stdout.write(`${table(rows)}\n\n${targets(rows).join('\n')}\n`);
-  const file = writeResults(rows);
+  const file = writeResults(rows, options.out);
   log(`${rows.length} cases in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`);
 }
 
