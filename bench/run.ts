@@ -45,9 +45,9 @@ interface Options {
 }
 
 const FULL: Sizes = { publish: 50_000, consume: 50_000, memory: 100_000, rpcMs: 3_000 };
-const QUICK: Sizes = { publish: 8_000, consume: 8_000, memory: 20_000, rpcMs: 600 };
+const QUICK: Sizes = { publish: 5_000, consume: 5_000, memory: 10_000, rpcMs: 400 };
 const HEAP_FULL = { rpc: 200_000, messages: 1_000_000 };
-const HEAP_QUICK = { rpc: 10_000, messages: 50_000 };
+const HEAP_QUICK = { rpc: 5_000, messages: 30_000 };
 
 /** A group: the cases measured against each other, the first one being postage's. */
 interface Group {
