@@ -1,8 +1,8 @@
-import { v4 as uuid } from 'uuid';
+import { randomUUID } from 'node:crypto';
 
 import type { ConnectionOptions } from './config';
 import { Connection } from './connection';
-import { jsonEncoder, type Encoder } from './encoder';
+import { JsonEncoder, encodeEnvelopeJson, jsonEncoder, type Encoder } from './encoder';
 import { ErrorCode, PostageError, RpcTimeoutError, ValidationError } from './errors';
 import { Exchange, type ExchangeDefinition, type ExchangeKey } from './exchange';
 import { Fingerprint, fingerprintDict, type FingerprintLike } from './fingerprint';
@@ -18,7 +18,7 @@ import {
 } from './producer-proxy';
 import { Publisher } from './publisher';
 import { RpcClient, type RpcReplyMode } from './rpc';
-import { Category } from './schema';
+import { Category, type MessageBody } from './schema';
 import type { PublishOptions } from './transport/types';
 
 /**
@@ -130,6 +130,8 @@ export class GenericProducer<Commands extends object = NoCommands> {
   readonly #rpcClient: RpcClient;
   readonly #debug: boolean;
   readonly #generated = new Map<string, (...args: unknown[]) => Promise<unknown>>();
+  /** The fingerprint as JSON, when the encoder is the stock JSON one (the encode fast path). */
+  readonly #fingerprintJson: string | undefined;
   /**
    * The instance behind the Proxy: hot paths run on it, not through the Proxy's trap (and
    * #private members only work on it). A symbol, so it cannot collide with a user's member.
@@ -151,6 +153,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
     this.maxRetry = nonNegativeInt(options.maxRetry ?? statics.max_retry, 'maxRetry');
     this.rpcReplyMode = replyMode(options.rpcReplyMode ?? envReplyMode() ?? statics.rpc_reply_mode);
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#fingerprintJson = isStockJson(this.encoder) ? JSON.stringify(this.fingerprint) : undefined;
     this.#publisher = new Publisher(this.connection);
     this.#rpcClient = new RpcClient(this.#publisher, this.encoder, this.logger);
     this[RAW] = this;
@@ -276,18 +279,22 @@ export class GenericProducer<Commands extends object = NoCommands> {
     // slice, not replace: postage's replace() turned message_send_message_x into 'send_x'.
     if (name.startsWith('message_') && name.length > 'message_'.length) {
       const command = name.slice('message_'.length);
+      const builderKey = `build_message_${command}`;
       method = (...args: unknown[]) =>
         attempt(() => {
           const [values, options] = splitControl(args, SEND_KEYS, name);
-          return then(this.#build('message', command, values), (message) => this.#doSend(message, options));
+          return then(this.#build('message', command, values, builderKey), (message) =>
+            this.#doSend(message, options),
+          );
         });
     } else if (name.startsWith('rpc_') && name.length > 'rpc_'.length) {
       const command = name.slice('rpc_'.length);
+      const builderKey = `build_rpc_${command}`;
       method = (...args: unknown[]) => {
         const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, `${name} timed out`);
         return attempt(() => {
           const [values, options] = splitControl(args, RPC_KEYS, name);
-          return then(this.#build('rpc', command, values), (message) =>
+          return then(this.#build('rpc', command, values, builderKey), (message) =>
             this.#doCall(message, options, timeoutError),
           );
         });
@@ -299,8 +306,8 @@ export class GenericProducer<Commands extends object = NoCommands> {
     return method;
   }
 
-  #build(kind: 'message' | 'rpc', command: string, values: unknown[]): Built {
-    const builder = (this as unknown as Record<string, unknown>)[`build_${kind}_${command}`];
+  #build(kind: 'message' | 'rpc', command: string, values: unknown[], builderKey: string): Built {
+    const builder = (this as unknown as Record<string, unknown>)[builderKey];
     if (typeof builder === 'function') {
       const built = (builder as (...a: unknown[]) => Built).apply(this, values);
       return then(built, (message) => checkBuilt(message, kind, command));
@@ -317,7 +324,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
     return attempt(() => {
       const targets = this.#targets(options);
       this.#stamp(message);
-      return this.#publishAll(targets, this.#encode(message.body), message);
+      return this.#publishAll(targets, this.#encodeBody(message.body), message);
     });
   }
 
@@ -338,7 +345,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
       const maxRetry = nonNegativeInt(options._max_retry ?? this.maxRetry, '_max_retry');
       const [exchange, routingKey] = target;
       this.#stamp(message);
-      const content = this.#encode(message.body);
+      const content = this.#encodeBody(message.body);
       const label = `rpc '${String(message.name)}'`;
       timeoutError.message =
         `${label}: no reply from exchange '${exchange.name}' key '${routingKey}' after ` +
@@ -393,10 +400,25 @@ export class GenericProducer<Commands extends object = NoCommands> {
   #stamp(message: Message<unknown>): void {
     const body = message.body;
     // Postage sets the producer's fingerprint over the message's.
-    body.fingerprint =
-      Object.keys(body.fingerprint).length === 0
-        ? this.fingerprint
-        : { ...body.fingerprint, ...this.fingerprint };
+    body.fingerprint = isEmpty(body.fingerprint)
+      ? this.fingerprint
+      : { ...body.fingerprint, ...this.fingerprint };
+  }
+
+  /** Encodes a stamped envelope: the cached fingerprint JSON when the encoder allows it. */
+  #encodeBody(body: MessageBody<unknown>): Buffer {
+    if (this.#fingerprintJson !== undefined) {
+      const content = encodeEnvelopeJson(
+        body as unknown as Record<string, unknown>,
+        this.fingerprint,
+        this.#fingerprintJson,
+      );
+      if (content !== undefined) {
+        if (content.length > this.maxMessageSize) return this.#encode(body); // raises MESSAGE_TOO_LARGE
+        return content;
+      }
+    }
+    return this.#encode(body);
   }
 
   #encode(body: unknown): Buffer {
@@ -413,7 +435,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
   #properties(exchange: ExchangeDefinition, message: Message<unknown> | undefined): PublishOptions {
     const properties: PublishOptions = {
       contentType: this.encoder.contentType,
-      messageId: uuid(),
+      messageId: randomUUID(),
       // Persistent for durable exchanges, so a broker restart does not lose queued messages.
       deliveryMode: exchange.durable ? 2 : 1,
       mandatory: true,
@@ -480,9 +502,9 @@ export function splitControl(
   where: string,
 ): [unknown[], RpcOptions] {
   const last = args[args.length - 1];
-  if (!isPlainObject(last)) return [[...args], {}];
+  if (!isPlainObject(last)) return [args as unknown[], NO_OPTIONS];
   const keys = Object.keys(last);
-  if (keys.length === 0 || !keys.every((k) => k.startsWith('_'))) return [[...args], {}];
+  if (keys.length === 0 || !keys.every((k) => k.startsWith('_'))) return [args as unknown[], NO_OPTIONS];
   const unknown = keys.filter((k) => !allowed.has(k));
   if (unknown.length > 0) {
     throw new PostageError(
@@ -491,6 +513,19 @@ export function splitControl(
     );
   }
   return [args.slice(0, -1), last as RpcOptions];
+}
+
+/** Shared and frozen: most calls carry no control options. */
+const NO_OPTIONS: RpcOptions = Object.freeze({});
+
+function isEmpty(value: object): boolean {
+  for (const _key in value) return false;
+  return true;
+}
+
+/** The stock JSON encoder (not a subclass that changes encode): its bytes are known. */
+function isStockJson(encoder: Encoder): boolean {
+  return encoder instanceof JsonEncoder && encoder.encode === JsonEncoder.prototype.encode;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,0 +1,246 @@
+/**
+ * `npm run bench [-- --quick] [--only <regexp>] [--rounds <n>] [--out <file>]`: the benchmark driver.
+ * Each group's cases run interleaved (A B A B ...) for the rounds; the medians go to a table on
+ * stdout and to bench/results.json. Timing never fails the run: only a broken case does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+
+import {
+  benchExchange,
+  consumePostage,
+  consumeRaw,
+  memoryBroker,
+  publishPostage,
+  publishRaw,
+  rpcPeer,
+  rpcPerCallQueue,
+  rpcPostage,
+  rpcRaw,
+  type CaseFn,
+  type Context,
+  type Sizes,
+} from './cases';
+import {
+  brokerUrl,
+  log,
+  median,
+  rate,
+  round,
+  summarise,
+  table,
+  uniqueName,
+  writeResults,
+  type ResultRow,
+  type Sample,
+} from './common';
+
+interface Options {
+  quick: boolean;
+  /** File name under bench/. @default results.json */
+  out: string;
+  rounds: number;
+  only: RegExp | undefined;
+}
+
+const FULL: Sizes = { publish: 50_000, consume: 50_000, memory: 100_000, rpcMs: 3_000 };
+const QUICK: Sizes = { publish: 5_000, consume: 5_000, memory: 10_000, rpcMs: 400 };
+const HEAP_FULL = { rpc: 200_000, messages: 1_000_000 };
+const HEAP_QUICK = { rpc: 5_000, messages: 30_000 };
+
+/** A group: the cases measured against each other, the first one being postage's. */
+interface Group {
+  readonly name: string;
+  readonly cases: ReadonlyArray<readonly [string, CaseFn]>;
+}
+
+const GROUPS: readonly Group[] = [
+  {
+    name: 'publish',
+    cases: [
+      ['publish', publishPostage],
+      ['publish-raw', publishRaw],
+    ],
+  },
+  {
+    name: 'consume-p100',
+    cases: [
+      ['consume-p100', consumePostage(100)],
+      ['consume-p100-raw', consumeRaw(100)],
+    ],
+  },
+  {
+    name: 'consume-p1000',
+    cases: [
+      ['consume-p1000', consumePostage(1000)],
+      ['consume-p1000-raw', consumeRaw(1000)],
+    ],
+  },
+  {
+    name: 'rpc-seq',
+    cases: [
+      ['rpc-seq', rpcPostage(1)],
+      ['rpc-seq-raw', rpcRaw(1)],
+      ['rpc-seq-peer', rpcPeer(1)],
+      ['rpc-seq-postage', rpcPerCallQueue],
+    ],
+  },
+  {
+    name: 'rpc-100',
+    cases: [
+      ['rpc-100', rpcPostage(100)],
+      ['rpc-100-raw', rpcRaw(100)],
+      ['rpc-100-peer', rpcPeer(100)],
+    ],
+  },
+  { name: 'memory-broker', cases: [['memory-broker', memoryBroker]] },
+];
+
+function parseArgs(argv: readonly string[]): Options {
+  const quick = argv.includes('--quick');
+  const at = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i < 0 ? undefined : argv[i + 1];
+  };
+  const rounds = Number(at('--rounds') ?? (quick ? 3 : 5));
+  const only = at('--only');
+  return {
+    quick,
+    rounds,
+    out: at('--out') ?? 'results.json',
+    only: only === undefined ? undefined : new RegExp(only),
+  };
+}
+
+async function startResponder(
+  url: string,
+  exchange: string,
+  queue: string,
+  key: string,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(__dirname, 'responder.js'), url, exchange, queue, key], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [ready] = (await Promise.race([
+    once(child.stdout as NodeJS.ReadableStream, 'data'),
+    once(child, 'exit').then(() => {
+      throw new Error('the RPC responder exited before it was ready');
+    }),
+  ])) as [Buffer];
+  if (!ready.toString().includes('ready')) throw new Error(`responder: ${ready.toString()}`);
+  return child;
+}
+
+async function heapCase(kind: 'rpc' | 'messages', count: number): Promise<ResultRow> {
+  const child = spawn(process.execPath, ['--expose-gc', join(__dirname, 'heap.js'), kind, String(count)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`heap ${kind} exited with ${String(code)}`);
+  const r = JSON.parse(out.trim()) as { ops: number; ms: number; cpuUs: number; heapGrowthMb: number };
+  return {
+    ...summarise(`heap-${kind}`, [{ ops: r.ops, ms: r.ms, cpuUs: r.cpuUs }]),
+    heap_growth_mb: round(r.heapGrowthMb, 2),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const wanted = (name: string): boolean => options.only === undefined || options.only.test(name);
+  const selected = GROUPS.flatMap((g) => g.cases.map(([name]) => name)).filter(wanted);
+  // The in-process broker and heap cases need no RabbitMQ: they run (and profile) without one.
+  const url = selected.some((name) => name !== 'memory-broker') ? brokerUrl() : '';
+  const sizes = options.quick ? QUICK : FULL;
+  const rpcExchange = benchExchange(uniqueName('rpc.x'));
+  const rpcKey = 'rpc';
+  const responder = selected.some((name) => name.startsWith('rpc-'))
+    ? await startResponder(url, rpcExchange.name, uniqueName('rpc.q'), rpcKey)
+    : undefined;
+  const ctx: Context = { url, sizes, rpcExchange, rpcKey };
+  const t0 = Date.now();
+  const rows: ResultRow[] = [];
+  try {
+    for (const group of GROUPS) {
+      const cases = group.cases.filter(([name]) => wanted(name));
+      if (cases.length === 0) continue;
+      const samples = new Map<string, Sample[]>(cases.map(([name]) => [name, []]));
+      for (let r = 0; r < options.rounds; r += 1) {
+        for (const [name, fn] of cases) {
+          const sample = await fn(ctx);
+          samples.get(name)?.push(sample);
+          log(`${name} round ${r + 1}/${options.rounds}: ${Math.round(rate(sample))} ops/s`);
+        }
+      }
+      const raw = samples.get(`${group.name}-raw`);
+      for (const [name] of cases) {
+        const own = samples.get(name) ?? [];
+        const row = summarise(name, own);
+        // The median of the per-round ratios: each pair ran back to back, in the same noise.
+        if (raw !== undefined && name !== `${group.name}-raw`) {
+          row.ratio_vs_raw = round(median(own.map((s, i) => rate(s) / rate(raw[i] as Sample))), 3);
+        }
+        rows.push(row);
+      }
+    }
+    const heap = options.quick ? HEAP_QUICK : HEAP_FULL;
+    if (wanted('heap-rpc')) rows.push(await heapCase('rpc', heap.rpc));
+    if (wanted('heap-messages')) rows.push(await heapCase('messages', heap.messages));
+  } finally {
+    responder?.kill('SIGTERM');
+  }
+  process.stdout.write(`${table(rows)}\n\n${targets(rows).join('\n')}\n`);
+  const file = writeResults(rows, options.out);
+  log(`${rows.length} cases in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`);
+}
+
+/** The issue's targets, read from the rows: information, never a failure. */
+function targets(rows: readonly ResultRow[]): string[] {
+  const get = (name: string): ResultRow | undefined => rows.find((r) => r.case === name);
+  const lines: string[] = [];
+  const check = (label: string, ok: boolean | undefined, detail: string): void => {
+    if (ok === undefined) return;
+    lines.push(`${ok ? 'met   ' : 'MISSED'}  ${label}: ${detail}`);
+  };
+  for (const name of ['publish', 'consume-p100', 'consume-p1000', 'rpc-100']) {
+    const r = get(name)?.ratio_vs_raw;
+    check(`${name} ratio_vs_raw >= 0.95`, r == null ? undefined : r >= 0.95, String(r));
+  }
+  const seq = get('rpc-seq');
+  const seqRaw = get('rpc-seq-raw');
+  if (seq?.p50_ms != null && seqRaw?.p50_ms != null) {
+    const extra = round(seq.p50_ms - seqRaw.p50_ms, 3);
+    check('rpc-seq p50 <= raw + 0.05 ms', extra <= 0.05, `+${extra} ms`);
+  }
+  const r100 = get('rpc-100');
+  const peer = get('rpc-100-peer');
+  if (r100 !== undefined && peer !== undefined) {
+    const x = round(r100.ops_per_s / peer.ops_per_s, 2);
+    check('rpc-100 >= 1.3x rabbitmq-client', x >= 1.3, `${x}x`);
+  }
+  const perCall = get('rpc-seq-postage');
+  if (seq !== undefined && perCall !== undefined) {
+    const x = round(seq.ops_per_s / perCall.ops_per_s, 1);
+    check('rpc-seq >= 10x a reply queue per call', x >= 10, `${x}x`);
+  }
+  const mem = get('memory-broker');
+  check(
+    'memory-broker >= 150,000 msg/s',
+    mem === undefined ? undefined : mem.ops_per_s >= 150_000,
+    String(mem?.ops_per_s),
+  );
+  for (const name of ['heap-rpc', 'heap-messages']) {
+    const h = get(name)?.heap_growth_mb;
+    check(`${name} growth < 10 MB`, h == null ? undefined : h < 10, `${h} MB`);
+  }
+  return lines;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});
