@@ -29,6 +29,7 @@ import {
 } from './poison';
 import { buildRoute, buildRoutes, routeKey, type HandlerClass, type HandlerFunction } from './routes';
 import { Category } from './schema';
+import { Publisher } from './publisher';
 import type { MessageTranslator } from './translator';
 import type { TransportMessage } from './transport/types';
 
@@ -55,12 +56,24 @@ export interface ProcessorCounts {
 }
 
 /** What {@link MessageProcessor.runOnce} resolves to: the counts of that run. */
-export interface RunOnceResult extends RunResult, ProcessorCounts {}
+export interface RunOnceResult extends RunResult, ProcessorCounts {
+  /** True when `timeoutMs` passed before the queued messages were settled (the processor was stopped). */
+  readonly timedOut: boolean;
+}
+
+/** Default of {@link RunOnceOptions.timeoutMs}. */
+export const DEFAULT_RUN_ONCE_TIMEOUT_MS = 60_000;
 
 /** Options of {@link MessageProcessor.runOnce}. */
 export interface RunOnceOptions {
   /** Stop once nothing arrived for this long and nothing is in flight. @default 200 */
   idleMs?: number;
+  /**
+   * Milliseconds after which runOnce stops the processor anyway (a graceful stop, which waits
+   * up to `shutdownTimeout` for handlers in flight) and resolves with `timedOut: true`.
+   * @default 60_000
+   */
+  timeoutMs?: number;
 }
 
 /** Lifecycle of a processor, as a discriminated union on `type`. */
@@ -101,6 +114,11 @@ export interface ProcessorOptions extends ConsumerOptions {
   concurrency?: number;
   /** Milliseconds `stop()` waits for handlers in flight before aborting `context.signal`. @default 10_000 */
   shutdownTimeout?: number;
+  /**
+   * Milliseconds to wait for the publisher confirm of a dead letter or a counted requeue before
+   * the original goes back to its queue instead. @default 10_000
+   */
+  confirmTimeout?: number;
 }
 
 /** Options of {@link MessageProcessor.registerHandler}. */
@@ -168,6 +186,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   managedRestart = false;
   readonly #dispatcher: Dispatcher;
+  /** Publishes dead letters and counted requeues with confirms (its channel opens on first use). */
+  readonly #publisher: Publisher;
   readonly #concurrency: number;
   readonly #shutdownTimeout: number;
   /** Aborted when stop begins: requeue delays end at once. */
@@ -203,9 +223,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.deadLetter = deadLetter;
     this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
     this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
-    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0)) {
-      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'concurrency must be >= 1 and shutdownTimeout >= 0');
+    const confirmTimeout = options.confirmTimeout ?? 10_000;
+    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0) || !(confirmTimeout > 0)) {
+      throw new PostageError(
+        ErrorCode.INVALID_ARGUMENT,
+        'concurrency must be >= 1, shutdownTimeout >= 0 and confirmTimeout > 0',
+      );
     }
+    const publisher = new Publisher(consumer.connection);
+    this.#publisher = publisher;
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
     // One signal shared by every handler in flight: many listeners are expected.
     setMaxListeners(0, this.#deadline.signal);
@@ -224,6 +250,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       closing: this.#closing.signal,
       deadline: this.#deadline.signal,
       settled: () => this.#afterDispatch(),
+      publish: (exchange, routingKey, content, publishOptions) =>
+        publisher.publish(exchange, routingKey, content, publishOptions),
+      confirmTimeout,
+      report: (error, context) => this.reportError(error, context),
     });
     if (options.hooks !== undefined) this.#dispatcher.hooks.add(options.hooks);
     this.#finished = new Promise<RunResult>((resolve, reject) => {
@@ -359,9 +389,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   async runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
     const idleMs = options.idleMs ?? 200;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_ONCE_TIMEOUT_MS;
+    if (!(timeoutMs > 0) || !(idleMs >= 0)) {
+      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'runOnce needs timeoutMs > 0 and idleMs >= 0');
+    }
+    const deadline = Date.now() + timeoutMs;
     const before = this.counts;
+    let timedOut = false;
     try {
-      await this.start();
+      timedOut = (await beforeDeadline(this.start(), deadline)) === TIMED_OUT;
     } catch (err) {
       const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
       await this.stop('stopped').catch(() => undefined);
@@ -369,13 +405,20 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     // Ready messages not yet delivered, plus those delivered already.
     let target = this.#dispatcher.counts.received;
-    for (const name of this.consumer.queueNames) {
-      const info = await this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`);
+    for (const name of timedOut ? [] : this.consumer.queueNames) {
+      const info = await beforeDeadline(
+        this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`),
+        deadline,
+      );
+      if (info === TIMED_OUT) {
+        timedOut = true;
+        break;
+      }
       target += info.messageCount;
     }
     let seen = -1;
     let quietSince = Date.now();
-    while (this.#stopping === undefined) {
+    while (!timedOut && this.#stopping === undefined) {
       const settled =
         this.#dispatcher.counts.acked +
         this.#dispatcher.counts.deadLettered +
@@ -387,8 +430,14 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       }
       const busy = this.#inFlight > 0 || this.#pendingHead < this.#pending.length;
       if (!busy && settled >= target && Date.now() - quietSince >= idleMs) break;
-      await sleep(Math.min(idleMs, 20));
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        timedOut = true;
+        break;
+      }
+      await sleep(Math.min(idleMs, 20, left));
     }
+    if (timedOut) this.logger.warn('runOnce timed out: stopping the processor', { timeoutMs });
     const result = await this.stop('stopped');
     const after = this.#dispatcher.counts;
     return {
@@ -398,6 +447,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       requeued: after.requeued - before.requeued,
       deadLettered: after.deadLettered - before.deadLettered,
       returned: after.returned - before.returned,
+      timedOut,
     };
   }
 
@@ -500,6 +550,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         );
       }
     }
+    await withTimeout(this.#publisher.close(), CLOSE_TIMEOUT_MS);
     await withTimeout(this.consumer.close(), CLOSE_TIMEOUT_MS);
     this.emit('status', { type: 'stopped', reason });
     this.#finish(result);
@@ -587,6 +638,21 @@ function normalizeFilters(filters: RegisterOptions['filters']): HandlerEntry['fi
   return (filters ?? []).map((f) =>
     typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
   );
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** `promise`'s value, or TIMED_OUT once `deadline` (epoch ms) passed first. */
+async function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([
+      promise,
+      sleep(Math.max(0, deadline - Date.now()), TIMED_OUT, { signal: timer.signal }),
+    ]);
+  } finally {
+    timer.abort();
+  }
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). */

@@ -15,6 +15,7 @@ import {
 import type { Logger } from './logger';
 import { Message, MessageResult, MessageResultException } from './message';
 import type { ErrorHandler } from './outcome';
+import { originalRoute } from './poison';
 import type { MessageProcessor } from './processor';
 import { Category, compileSchema, type ReceivedBody } from './schema';
 import type { MessageFields, MessageProperties, TransportMessage } from './transport/types';
@@ -125,6 +126,12 @@ export class DeliveryContext implements HandlerContext {
   }
   get fields(): MessageFields {
     return this.delivery.fields;
+  }
+  get exchange(): string {
+    return originalRoute(this.delivery).exchange;
+  }
+  get routingKey(): string {
+    return originalRoute(this.delivery).routingKey;
   }
   get properties(): MessageProperties {
     return this.delivery.properties;
