@@ -219,6 +219,49 @@ describe('processing faults (broker)', () => {
     expect(await queueDepth(n.queue)).toBe(0);
   }, 30_000);
 
+  it('dead letter - with its dead-letter queue deleted, unroutable dead letters are not acked: the originals go back (UNROUTABLE reported) and arrive once when the queue is back; none lost', async () => {
+    const n = names();
+    const p = processor(n, { confirmTimeout: 2_000 });
+    const errors: string[] = [];
+    p.on('error', (e) => errors.push(e.code));
+    const handled: string[] = [];
+    const acked: string[] = [];
+    p.registerHandler('command', 'work', (content: { parameters: string }) => {
+      handled.push(content.parameters);
+      if (content.parameters.startsWith('bad')) return Outcome.deadLetter('BAD');
+      acked.push(content.parameters);
+      return undefined;
+    });
+    await p.start();
+    await withRawChannel((ch) => ch.deleteQueue(n.dlq));
+    const produced = Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? `bad-${i}` : `ok-${i}`));
+    await produce(
+      n.queue,
+      produced.map((id) => [id, command('work', id)]),
+    );
+    await waitFor(() => errors.length >= 5, { timeoutMs: 10_000, what: 'the unroutable dead letters' });
+    expect(new Set(errors)).toEqual(new Set([ErrorCode.UNROUTABLE]));
+    await withRawChannel(async (ch) => {
+      await ch.assertQueue(n.dlq, { durable: true });
+      await ch.bindQueue(n.dlq, n.dlx, '');
+    });
+    let dead: Dead[] = [];
+    await waitFor(
+      async () => {
+        dead = [...dead, ...(await drain(n.dlq))];
+        return dead.length >= 5;
+      },
+      { timeoutMs: 15_000, intervalMs: 50, what: 'the dead letters once the queue is back' },
+    );
+    await p.close();
+    dead = [...dead, ...(await drain(n.dlq))];
+    const counts = count(produced, [...new Set(handled)], acked, dead);
+    console.log('dead-letter queue deleted:', counts, 'unroutable reports:', errors.length);
+    expect(counts).toEqual({ produced: 10, handled: 10, acked: 5, deadLettered: 5, duplicates: 0, lost: 0 });
+    expect(new Set(dead.map((d) => d.reason))).toEqual(new Set(['BAD']));
+    expect(await queueDepth(n.queue)).toBe(0);
+  }, 40_000);
+
   it('bad input - malformed JSON and an invalid envelope are dead-lettered with a reason; the process stays up', async () => {
     const n = names();
     const p = processor(n);
