@@ -37,7 +37,7 @@ import {
   type QueueRules,
 } from './poison';
 import type { MessageProcessor } from './processor';
-import { DeliveryContext, InvalidContent, prepare, routeKey, sendReply, type Route } from './routes';
+import { DeliveryContext, InvalidContent, RouteTable, prepare, sendReply, type Route } from './routes';
 import { Category, assertEnvelope, type ReceivedBody } from './schema';
 import { translate, type MessageTranslator } from './translator';
 import type { PublishOptions, TransportMessage } from './transport/types';
@@ -89,7 +89,7 @@ const NO_ROUTES: readonly Route[] = [];
 /** @internal */
 export class Dispatcher {
   /** (category, type, name) handlers. */
-  readonly routes = new Map<string, Route[]>();
+  readonly routes = new RouteTable();
   /** Predicate handlers, per category. */
   readonly matchers: Record<Category, Route[]> = { message: [], rpc: [] };
   readonly hooks = new HookChain();
@@ -169,8 +169,20 @@ export class Dispatcher {
         }
       }
       if (!skip) {
-        if (body.category === Category.rpc) outcome = await this.#dispatchRpc(message, context);
-        else outcome = await this.#dispatchMessage(context);
+        const sole = body.category === Category.message ? this.#soleRoute(body) : undefined;
+        if (sole !== undefined) {
+          // The common case inline: the handler's promise is awaited here, not in another async frame.
+          try {
+            const data = prepare(sole, sole.fullBody ? body : body.content);
+            outcome = this.#returnedOutcome(await sole.invoke(data, undefined, context), sole);
+          } catch (err) {
+            if (!(err instanceof FilterError)) outcome = await this.#onHandlerError(err, sole, context);
+          }
+        } else if (body.category === Category.rpc) {
+          outcome = await this.#dispatchRpc(message, context);
+        } else {
+          outcome = await this.#dispatchMessage(context);
+        }
       }
       if (this.hooks.perMessage) {
         for (const hook of this.hooks.afterHandling) {
@@ -202,7 +214,7 @@ export class Dispatcher {
 
   async #dispatchMessage(context: DeliveryContext): Promise<Outcome> {
     const body = context.body;
-    const keyed = this.routes.get(routeKey(Category.message, body.type, body.name)) ?? NO_ROUTES;
+    const keyed = this.routes.get(Category.message, body.type, body.name) ?? NO_ROUTES;
     let routes = keyed;
     const matchers = this.matchers.message;
     if (matchers.length > 0) {
@@ -226,16 +238,32 @@ export class Dispatcher {
       const copy = i < routes.length - 1 ? structuredClone(source) : source;
       try {
         const data = prepare(route, copy);
-        const returned = await route.invoke(data, undefined, context);
-        if (isOutcome(returned)) outcome = strongest(outcome, returned);
-        else if (returned instanceof DeleteMessage)
-          this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+        outcome = strongest(
+          outcome,
+          this.#returnedOutcome(await route.invoke(data, undefined, context), route),
+        );
       } catch (err) {
         if (err instanceof FilterError) continue;
         outcome = strongest(outcome, await this.#onHandlerError(err, route, context));
       }
     }
     return outcome;
+  }
+
+  /** The only handler of a fire-and-forget message when it has exactly one and no matcher runs. */
+  #soleRoute(body: ReceivedBody): Route | undefined {
+    if (this.matchers.message.length > 0) return undefined;
+    const keyed = this.routes.get(Category.message, body.type, body.name);
+    return keyed !== undefined && keyed.length === 1 ? keyed[0] : undefined;
+  }
+
+  /** What a fire-and-forget handler's return value means: its Outcome, otherwise ack. */
+  #returnedOutcome(returned: unknown, route: Route): Outcome {
+    if (isOutcome(returned)) return returned;
+    if (returned instanceof DeleteMessage) {
+      this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+    }
+    return Outcome.ack();
   }
 
   async #dispatchRpc(message: TransportMessage, context: DeliveryContext): Promise<Outcome> {
@@ -250,7 +278,7 @@ export class Dispatcher {
       replied = true;
       this.#sendReply(message, result);
     };
-    const keyed = this.routes.get(routeKey(Category.rpc, body.type, body.name));
+    const keyed = this.routes.get(Category.rpc, body.type, body.name);
     let route = keyed?.[keyed.length - 1];
     const matchers = this.matchers.rpc;
     if (matchers.length > 0) {

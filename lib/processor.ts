@@ -27,7 +27,7 @@ import {
   type DeadLetterOptions,
   type DeadLetterTarget,
 } from './poison';
-import { buildRoute, buildRoutes, routeKey, type HandlerClass, type HandlerFunction } from './routes';
+import { buildRoute, buildRoutes, type HandlerClass, type HandlerFunction } from './routes';
 import { Category } from './schema';
 import { Publisher } from './publisher';
 import type { MessageTranslator } from './translator';
@@ -294,8 +294,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     options: RegisterOptions = {},
   ): this {
     const category = options.rpc === true ? Category.rpc : Category.message;
-    const key = routeKey(category, type, name);
-    const existing = this.#dispatcher.routes.get(key) ?? [];
+    const existing = this.#dispatcher.routes.get(category, type, name) ?? [];
     if (category === Category.rpc && existing.length > 0) {
       throw new PostageError(
         ErrorCode.AMBIGUOUS_HANDLER,
@@ -313,7 +312,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         undefined,
       ),
     );
-    this.#dispatcher.routes.set(key, existing);
+    this.#dispatcher.routes.set(category, type, name, existing);
     return this;
   }
 
