@@ -4,6 +4,7 @@
  */
 import { v4 as uuid } from 'uuid';
 
+import type { Connection } from './connection';
 import type { Eqk, QueueFlags, QueueSpec } from './consumer';
 import { ErrorCode, PostageError } from './errors';
 import type { MessageProperties, PublishOptions, TransportMessage } from './transport/types';
@@ -208,4 +209,15 @@ export function resolveDeadLetter(
     );
   }
   return { exchange, queue: explicit.queue ?? (first === undefined ? undefined : `${first}.dlq`) };
+}
+
+/** Declares the processor's dead-letter exchange (durable fanout) and its queue, bound. @internal */
+export async function declareDeadLetter(connection: Connection, target: DeadLetterTarget): Promise<void> {
+  await connection.withTopology(async (channel) => {
+    await channel.assertExchange(target.exchange, 'fanout', { durable: true });
+    if (target.queue !== undefined) {
+      await channel.assertQueue(target.queue, { durable: true });
+      await channel.bindQueue(target.queue, target.exchange, '');
+    }
+  }, `declare dead-letter exchange '${target.exchange}'`);
 }

@@ -12,7 +12,6 @@ import { fingerprintDict, type FingerprintLike } from './fingerprint';
 import {
   DefaultHandler,
   collectHandlers,
-  type HandlerEntry,
   type HandlerOptions,
   type MessageFilterFunction,
   type MessagePredicate,
@@ -22,12 +21,14 @@ import type { ErrorHandler } from './outcome';
 import {
   DEFAULT_MAX_DELIVERIES,
   applyQueueRules,
+  declareDeadLetter,
   queueRules,
   resolveDeadLetter,
   type DeadLetterOptions,
   type DeadLetterTarget,
 } from './poison';
-import { buildRoute, buildRoutes, type HandlerClass, type HandlerFunction } from './routes';
+import { buildRoute, buildRoutes, normalizeFilters, type HandlerClass, type HandlerFunction } from './routes';
+import { TIMED_OUT, beforeDeadline, withTimeout } from './shutdown';
 import { Category } from './schema';
 import { Publisher } from './publisher';
 import type { MessageTranslator } from './translator';
@@ -360,7 +361,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
           });
         }
       }
-      if (this.deadLetter !== undefined) await this.#declareDeadLetter(this.deadLetter);
+      if (this.deadLetter !== undefined) await declareDeadLetter(this.connection, this.deadLetter);
       await this.consumer.startConsuming((message, queue) => this.#onDelivery(message, queue));
       this.emit('status', { type: 'consuming', queues: this.consumer.queueNames });
     })();
@@ -621,45 +622,4 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       idle();
     }
   }
-
-  async #declareDeadLetter(target: DeadLetterTarget): Promise<void> {
-    await this.connection.withTopology(async (channel) => {
-      await channel.assertExchange(target.exchange, 'fanout', { durable: true });
-      if (target.queue !== undefined) {
-        await channel.assertQueue(target.queue, { durable: true });
-        await channel.bindQueue(target.queue, target.exchange, '');
-      }
-    }, `declare dead-letter exchange '${target.exchange}'`);
-  }
-}
-
-function normalizeFilters(filters: RegisterOptions['filters']): HandlerEntry['filters'] {
-  return (filters ?? []).map((f) =>
-    typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
-  );
-}
-
-const TIMED_OUT = Symbol('timed out');
-
-/** `promise`'s value, or TIMED_OUT once `deadline` (epoch ms) passed first. */
-async function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
-  const timer = new AbortController();
-  try {
-    return await Promise.race([
-      promise,
-      sleep(Math.max(0, deadline - Date.now()), TIMED_OUT, { signal: timer.signal }),
-    ]);
-  } finally {
-    timer.abort();
-  }
-}
-
-/** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). */
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  const timer = new AbortController();
-  await Promise.race([
-    promise.catch(() => undefined),
-    sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined),
-  ]);
-  timer.abort();
 }

@@ -9,6 +9,7 @@ import {
   type HandlerContext,
   type HandlerEntry,
   type HandlerOptions,
+  type MessageFilterFunction,
   type MessagePredicate,
   type ReplyFunction,
 } from './handlers';
@@ -62,6 +63,15 @@ export function buildRoute(
       reply === undefined ? fn.call(processor, data, context) : fn.call(processor, data, reply, context);
   }
   return { label, fullBody, filters, validate, onError: options.onError, matcher, invoke };
+}
+
+/** Filters as given to a registration: a function, or a function with its extra arguments. @internal */
+export function normalizeFilters(
+  filters: ReadonlyArray<MessageFilterFunction | readonly [MessageFilterFunction, ...unknown[]]> | undefined,
+): HandlerEntry['filters'] {
+  return (filters ?? []).map((f) =>
+    typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
+  );
 }
 
 /** A content that fails its handler's schema. @internal */
