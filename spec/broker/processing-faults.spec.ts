@@ -262,6 +262,47 @@ describe('processing faults (broker)', () => {
     expect(await queueDepth(n.queue)).toBe(0);
   }, 40_000);
 
+  it('requeue - counted requeues on a classic queue come back through the default exchange; the context and the dead letter keep the original exchange and routing key', async () => {
+    const n = names();
+    const p = processor(n, { maxDeliveries: 3 });
+    const seen: string[][] = [];
+    p.registerHandler('command', 'work', (_c: unknown, context: HandlerContext) => {
+      seen.push([context.exchange, context.routingKey, context.fields.exchange, context.fields.routingKey]);
+      return Outcome.requeue({ delayMs: 0 });
+    });
+    await p.start();
+    const connection = await rawConnection();
+    try {
+      const ch = await connection.createConfirmChannel();
+      // Through the exchange: the first delivery has the original exchange and routing key.
+      ch.publish(n.ex.name, 'rk', command('work', 'x'), { messageId: 'x', mandatory: true });
+      await ch.waitForConfirms();
+    } finally {
+      await connection.close();
+    }
+    let dead: { headers: Record<string, unknown> } | undefined;
+    await waitFor(
+      () =>
+        withRawChannel(async (ch) => {
+          const m = await ch.get(n.dlq, { noAck: true });
+          if (m !== false) dead = { headers: m.properties.headers ?? {} };
+          return dead !== undefined;
+        }),
+      { timeoutMs: 10_000, intervalMs: 50, what: 'the dead letter' },
+    );
+    expect(seen).toEqual([
+      [n.ex.name, 'rk', n.ex.name, 'rk'],
+      [n.ex.name, 'rk', '', n.queue],
+      [n.ex.name, 'rk', '', n.queue],
+    ]);
+    expect(dead?.headers).toMatchObject({
+      'x-postage-reason': ErrorCode.DELIVERY_LIMIT,
+      'x-postage-exchange': n.ex.name,
+      'x-postage-routing-key': 'rk',
+      'x-postage-deliveries': 3,
+    });
+  }, 20_000);
+
   it('bad input - malformed JSON and an invalid envelope are dead-lettered with a reason; the process stays up', async () => {
     const n = names();
     const p = processor(n);
