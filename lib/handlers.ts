@@ -205,8 +205,11 @@ export function MessageHandlerFullBody(
 /**
  * Handles RPC calls of a type and name; the method gets `(content, reply, context)`. Call
  * `reply(result)`, or return the value (or a MessageResult) to reply with. A throw replies
- * `MessageResultException(error name, message)`. One RPC handler per (type, name): a subclass's
- * handler replaces its base class's.
+ * `MessageResultException(error name, message)`. Returning an `Outcome` settles the
+ * request instead: a reply already sent stands, otherwise deadLetter answers a
+ * MessageResultError naming its reason, ack one saying no value was given, and requeue answers
+ * on a later delivery. One RPC handler per (type, name): a subclass's handler replaces its base
+ * class's.
  */
 export function RpcHandler(
   type: string,
