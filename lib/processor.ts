@@ -438,10 +438,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       await sleep(Math.min(idleMs, 20, left));
     }
     if (timedOut) this.logger.warn('runOnce timed out: stopping the processor', { timeoutMs });
-    const result = await this.stop('stopped');
+    // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
+    const stopBound = this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS;
+    const result = await beforeDeadline(this.stop('stopped'), Date.now() + stopBound);
+    if (result === TIMED_OUT) this.logger.warn('runOnce: the stop did not finish in time', { stopBound });
     const after = this.#dispatcher.counts;
     return {
-      reason: result.reason,
+      reason: result === TIMED_OUT ? 'stopped' : result.reason,
       received: after.received - before.received,
       acked: after.acked - before.acked,
       requeued: after.requeued - before.requeued,
