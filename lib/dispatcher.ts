@@ -12,20 +12,35 @@ import {
   ErrorCode,
   FilterError,
   PostageError,
+  PublishError,
   RejectMessage,
   ValidationError,
+  toPostageError,
 } from './errors';
 import type { MessagePredicate, ReplyFunction } from './handlers';
 import { HookChain } from './hooks';
 import type { Logger } from './logger';
 import { MessageResultError, MessageResultException } from './message';
-import { Outcome, isOutcome, strongest, withError, type ErrorHandler } from './outcome';
-import { deadLetterProperties, deliveryNumber, requeueProperties, type QueueRules } from './poison';
+import {
+  DEFAULT_REQUEUE_DELAY_MS,
+  Outcome,
+  isOutcome,
+  strongest,
+  withError,
+  type ErrorHandler,
+} from './outcome';
+import {
+  ROUTING_KEY_HEADER,
+  deadLetterProperties,
+  deliveryNumber,
+  requeueProperties,
+  type QueueRules,
+} from './poison';
 import type { MessageProcessor } from './processor';
-import { DeliveryContext, InvalidContent, prepare, routeKey, sendReply, type Route } from './routes';
+import { DeliveryContext, InvalidContent, RouteTable, prepare, sendReply, type Route } from './routes';
 import { Category, assertEnvelope, type ReceivedBody } from './schema';
 import { translate, type MessageTranslator } from './translator';
-import type { TransportMessage } from './transport/types';
+import type { PublishOptions, TransportMessage } from './transport/types';
 
 /** What a dispatcher works with (the processor's parts and settings). @internal */
 export interface DispatchSettings {
@@ -47,6 +62,17 @@ export interface DispatchSettings {
   readonly deadline: AbortSignal;
   /** Called once per handled delivery, when it is settled (one bound function: no per-message closure). */
   readonly settled: () => void;
+  /** Publishes with publisher confirms (dead letters, counted requeues): resolves on the broker's ack. */
+  readonly publish: (
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: PublishOptions,
+  ) => Promise<void>;
+  /** Milliseconds to wait for the confirm of a dead letter or a counted requeue. */
+  readonly confirmTimeout: number;
+  /** Reports an error on the processor's `error` event (logged when nobody listens). */
+  readonly report: (error: PostageError, context: string) => void;
 }
 
 /** Messages settled, per outcome (mutable: the dispatcher and the processor count). @internal */
@@ -63,7 +89,7 @@ const NO_ROUTES: readonly Route[] = [];
 /** @internal */
 export class Dispatcher {
   /** (category, type, name) handlers. */
-  readonly routes = new Map<string, Route[]>();
+  readonly routes = new RouteTable();
   /** Predicate handlers, per category. */
   readonly matchers: Record<Category, Route[]> = { message: [], rpc: [] };
   readonly hooks = new HookChain();
@@ -93,7 +119,8 @@ export class Dispatcher {
           body = decoded;
         }
       } catch (err) {
-        this.#badMessage(message, queue, err, deliveries);
+        const waiting = this.#badMessage(message, queue, err, deliveries);
+        if (waiting !== undefined) await waiting;
         return;
       }
       if (this.#settings.debug) {
@@ -106,7 +133,16 @@ export class Dispatcher {
       }
       if (deliveries > this.#settings.maxDeliveries) {
         // Redelivered past the bound without postage's requeue (e.g. the process crashed mid-handler).
-        this.#settle(message, queue, Outcome.deadLetter(ErrorCode.DELIVERY_LIMIT), deliveries);
+        if (body.category === Category.rpc) {
+          this.#sendReply(message, new MessageResultError(`rpc dead-lettered: ${ErrorCode.DELIVERY_LIMIT}`));
+        }
+        const waiting = this.#settle(
+          message,
+          queue,
+          Outcome.deadLetter(ErrorCode.DELIVERY_LIMIT),
+          deliveries,
+        );
+        if (waiting !== undefined) await waiting;
         return;
       }
       const context = new DeliveryContext(
@@ -133,8 +169,20 @@ export class Dispatcher {
         }
       }
       if (!skip) {
-        if (body.category === Category.rpc) outcome = await this.#dispatchRpc(message, context);
-        else outcome = await this.#dispatchMessage(context);
+        const sole = body.category === Category.message ? this.#soleRoute(body) : undefined;
+        if (sole !== undefined) {
+          // The common case inline: the handler's promise is awaited here, not in another async frame.
+          try {
+            const data = prepare(sole, sole.fullBody ? body : body.content);
+            outcome = this.#returnedOutcome(await sole.invoke(data, undefined, context), sole);
+          } catch (err) {
+            if (!(err instanceof FilterError)) outcome = await this.#onHandlerError(err, sole, context);
+          }
+        } else if (body.category === Category.rpc) {
+          outcome = await this.#dispatchRpc(message, context);
+        } else {
+          outcome = await this.#dispatchMessage(context);
+        }
       }
       if (this.hooks.perMessage) {
         for (const hook of this.hooks.afterHandling) {
@@ -152,7 +200,8 @@ export class Dispatcher {
         // Held, not put back at once: a failing message must not loop hot.
         await sleep(outcome.delayMs, undefined, { signal: this.#settings.closing }).catch(() => undefined);
       }
-      this.#settle(message, queue, outcome, deliveries);
+      const waiting = this.#settle(message, queue, outcome, deliveries);
+      if (waiting !== undefined) await waiting;
     } catch (err) {
       // Only a bug in postage gets here; never lose the message silently, never crash.
       this.#settings.logger.error('dispatch failed', { error: err, queue });
@@ -165,7 +214,7 @@ export class Dispatcher {
 
   async #dispatchMessage(context: DeliveryContext): Promise<Outcome> {
     const body = context.body;
-    const keyed = this.routes.get(routeKey(Category.message, body.type, body.name)) ?? NO_ROUTES;
+    const keyed = this.routes.get(Category.message, body.type, body.name) ?? NO_ROUTES;
     let routes = keyed;
     const matchers = this.matchers.message;
     if (matchers.length > 0) {
@@ -189,16 +238,32 @@ export class Dispatcher {
       const copy = i < routes.length - 1 ? structuredClone(source) : source;
       try {
         const data = prepare(route, copy);
-        const returned = await route.invoke(data, undefined, context);
-        if (isOutcome(returned)) outcome = strongest(outcome, returned);
-        else if (returned instanceof DeleteMessage)
-          this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+        outcome = strongest(
+          outcome,
+          this.#returnedOutcome(await route.invoke(data, undefined, context), route),
+        );
       } catch (err) {
         if (err instanceof FilterError) continue;
         outcome = strongest(outcome, await this.#onHandlerError(err, route, context));
       }
     }
     return outcome;
+  }
+
+  /** The only handler of a fire-and-forget message when it has exactly one and no matcher runs. */
+  #soleRoute(body: ReceivedBody): Route | undefined {
+    if (this.matchers.message.length > 0) return undefined;
+    const keyed = this.routes.get(Category.message, body.type, body.name);
+    return keyed !== undefined && keyed.length === 1 ? keyed[0] : undefined;
+  }
+
+  /** What a fire-and-forget handler's return value means: its Outcome, otherwise ack. */
+  #returnedOutcome(returned: unknown, route: Route): Outcome {
+    if (isOutcome(returned)) return returned;
+    if (returned instanceof DeleteMessage) {
+      this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+    }
+    return Outcome.ack();
   }
 
   async #dispatchRpc(message: TransportMessage, context: DeliveryContext): Promise<Outcome> {
@@ -213,7 +278,7 @@ export class Dispatcher {
       replied = true;
       this.#sendReply(message, result);
     };
-    const keyed = this.routes.get(routeKey(Category.rpc, body.type, body.name));
+    const keyed = this.routes.get(Category.rpc, body.type, body.name);
     let route = keyed?.[keyed.length - 1];
     const matchers = this.matchers.rpc;
     if (matchers.length > 0) {
@@ -244,6 +309,7 @@ export class Dispatcher {
     try {
       const data = prepare(route, route.fullBody ? body : body.content);
       const returned = await route.invoke(data, reply, context);
+      if (isOutcome(returned)) return this.#rpcOutcome(returned, reply, replied, label, context);
       if (!replied) {
         reply(
           returned === undefined
@@ -269,6 +335,35 @@ export class Dispatcher {
       const error = err instanceof Error ? err : new Error(String(err));
       if (!replied) reply(new MessageResultException(error.name, error.message));
       return this.#onHandlerError(err, route, context);
+    }
+  }
+
+  /**
+   * An RPC handler returned an Outcome: it settles the request. A reply already sent stands.
+   * Otherwise: ack answers a MessageResultError (no value was given), deadLetter answers a
+   * MessageResultError naming the reason, and requeue answers nothing now: a later delivery
+   * answers (and the caller's retries cover the wait), unless this was the last allowed one.
+   */
+  #rpcOutcome(
+    outcome: Outcome,
+    reply: ReplyFunction,
+    replied: boolean,
+    label: string,
+    context: DeliveryContext,
+  ): Outcome {
+    if (replied) return outcome;
+    switch (outcome.kind) {
+      case 'ack':
+        reply(new MessageResultError(`the rpc handler for ${label} returned Outcome.ack() without replying`));
+        return outcome;
+      case 'deadLetter':
+        reply(new MessageResultError(`rpc ${label} dead-lettered: ${outcome.reason}`));
+        return outcome;
+      case 'requeue':
+        if (context.deliveries >= this.#settings.maxDeliveries) {
+          reply(new MessageResultError(`rpc ${label} dead-lettered: ${ErrorCode.DELIVERY_LIMIT}`));
+        }
+        return outcome;
     }
   }
 
@@ -324,40 +419,45 @@ export class Dispatcher {
     return Outcome.deadLetter(reason, err);
   }
 
-  /** Acks, requeues (counted) or dead-letters (with the reason) a message. */
-  #settle(message: TransportMessage, queue: string, outcome: Outcome, deliveries: number): void {
+  /**
+   * Acks, requeues (counted) or dead-letters (with the reason) a message. Returns a promise only
+   * when it waits for a publisher confirm (postage's own dead letter, a counted requeue): an ack
+   * stays synchronous.
+   */
+  #settle(
+    message: TransportMessage,
+    queue: string,
+    outcome: Outcome,
+    deliveries: number,
+  ): Promise<void> | undefined {
     switch (outcome.kind) {
       case 'ack':
         this.#settings.consumer.ack(message);
         this.counts.acked++;
-        return;
+        return undefined;
       case 'requeue': {
         if (deliveries >= this.#settings.maxDeliveries) {
           this.#settings.logger.warn('delivery limit reached: message dead-lettered', { queue, deliveries });
-          this.#deadLetter(
+          return this.#deadLetter(
             message,
             queue,
             ErrorCode.DELIVERY_LIMIT,
             outcome.error ?? `delivered ${deliveries} times`,
             deliveries,
           );
-          return;
         }
         const rules = this.#settings.queueRules.get(queue);
         if (rules?.quorum === true || typeof message.properties.headers?.['x-delivery-count'] === 'number') {
           // Quorum queues count returns themselves (x-delivery-count).
           this.#settings.consumer.reject(message, true);
-        } else {
-          // Classic queues do not count: republish with postage's counter, then ack the original.
-          this.#settings.consumer.publish('', queue, message.content, requeueProperties(message, deliveries));
-          this.#settings.consumer.ack(message);
+          this.counts.requeued++;
+          return undefined;
         }
-        this.counts.requeued++;
-        return;
+        // Classic queues do not count: republish with postage's counter, ack the original once confirmed.
+        return this.#republish(message, queue, '', queue, requeueProperties(message, deliveries), 'requeue');
       }
       case 'deadLetter':
-        this.#deadLetter(message, queue, outcome.reason, outcome.error, deliveries);
-        return;
+        return this.#deadLetter(message, queue, outcome.reason, outcome.error, deliveries);
     }
   }
 
@@ -367,29 +467,76 @@ export class Dispatcher {
     reason: string,
     error: unknown,
     deliveries: number,
-  ): void {
+  ): Promise<void> | undefined {
     const own = this.#settings.deadLetterExchange;
     // Only into the processor's own exchange: a queue's other DLX gets the broker's x-death instead.
-    const exchange =
-      own !== undefined && this.#settings.queueRules.get(queue)?.deadLetterExchange === own ? own : undefined;
-    this.counts.deadLettered++;
-    if (exchange === undefined) {
+    if (own === undefined || this.#settings.queueRules.get(queue)?.deadLetterExchange !== own) {
       // No exchange of ours: the broker dead-letters (x-death reason 'rejected') or drops it.
       this.#settings.consumer.reject(message, false);
+      this.counts.deadLettered++;
+      return undefined;
+    }
+    const options = deadLetterProperties(message, queue, reason, error, deliveries);
+    const routingKey = options.headers?.[ROUTING_KEY_HEADER] as string;
+    return this.#republish(message, queue, own, routingKey, options, 'deadLetter');
+  }
+
+  /**
+   * Publishes a copy (dead letter or counted requeue) with publisher confirms and acks the
+   * original only once the broker confirmed the copy. If the copy is nacked, unroutable, not
+   * confirmed within `confirmTimeout` or the channel fails, the original is held for the
+   * requeue delay (cut short at stop) and then returned to its queue: nothing is lost, nothing
+   * loops hot, and the error is reported.
+   */
+  async #republish(
+    message: TransportMessage,
+    queue: string,
+    exchange: string,
+    routingKey: string,
+    options: PublishOptions,
+    kind: 'requeue' | 'deadLetter',
+  ): Promise<void> {
+    try {
+      await this.#confirmed(this.#settings.publish(exchange, routingKey, message.content, options));
+    } catch (err) {
+      const what = kind === 'deadLetter' ? 'dead letter' : 'counted requeue';
+      this.#settings.report(
+        toPostageError(err, ErrorCode.CHANNEL_CLOSED, `${what} of a message from '${queue}'`),
+        `${what} not confirmed: the message goes back to its queue`,
+      );
+      if (!this.#settings.closing.aborted) {
+        await sleep(DEFAULT_REQUEUE_DELAY_MS, undefined, { signal: this.#settings.closing }).catch(
+          () => undefined,
+        );
+      }
+      this.#settings.consumer.reject(message, true);
+      this.counts.requeued++;
       return;
     }
-    try {
-      // Published on the consuming channel before the ack: the broker handles them in order.
-      this.#settings.consumer.publish(
-        exchange,
-        message.fields.routingKey,
-        message.content,
-        deadLetterProperties(message, queue, reason, error, deliveries),
+    this.#settings.consumer.ack(message);
+    if (kind === 'deadLetter') this.counts.deadLettered++;
+    else this.counts.requeued++;
+  }
+
+  /** The publish's confirm, or a CONFIRM_TIMEOUT error after `confirmTimeout`. */
+  #confirmed(publish: Promise<void>): Promise<void> {
+    const ms = this.#settings.confirmTimeout;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new PublishError(ErrorCode.CONFIRM_TIMEOUT, `no publisher confirm within ${ms} ms`)),
+        ms,
       );
-      this.#settings.consumer.ack(message);
-    } catch {
-      this.#settings.consumer.reject(message, false);
-    }
+      publish.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   #sendReply(request: TransportMessage, result: unknown): void {
@@ -404,7 +551,12 @@ export class Dispatcher {
     );
   }
 
-  #badMessage(message: TransportMessage, queue: string, err: unknown, deliveries: number): void {
+  #badMessage(
+    message: TransportMessage,
+    queue: string,
+    err: unknown,
+    deliveries: number,
+  ): Promise<void> | undefined {
     const error =
       err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
     this.#settings.logger.error('bad message dead-lettered', {
@@ -418,7 +570,7 @@ export class Dispatcher {
     if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
       this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
     }
-    this.#deadLetter(message, queue, error.code, error, deliveries);
+    return this.#deadLetter(message, queue, error.code, error, deliveries);
   }
 }
 

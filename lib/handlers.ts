@@ -24,8 +24,17 @@ export interface HandlerContext {
   readonly body: ReceivedBody;
   /** The envelope as a message instance (MessageCommand, MessageStatus...). */
   readonly message: Message<unknown>;
-  /** Delivery information: redelivered, routingKey, exchange, deliveryTag. */
+  /**
+   * Delivery information: redelivered, routingKey, exchange, deliveryTag. After a counted
+   * requeue on a classic queue this delivery came through the default exchange (`exchange` is
+   * '' and `routingKey` the queue name): {@link HandlerContext.exchange} and
+   * {@link HandlerContext.routingKey} keep the originals.
+   */
   readonly fields: MessageFields;
+  /** The exchange the message was first published to (kept across postage's counted requeues). */
+  readonly exchange: string;
+  /** The routing key the message was first published with (kept across postage's counted requeues). */
+  readonly routingKey: string;
   /** AMQP properties: messageId, correlationId, replyTo, headers... */
   readonly properties: MessageProperties;
   /** The queue the message came from. */
@@ -196,8 +205,11 @@ export function MessageHandlerFullBody(
 /**
  * Handles RPC calls of a type and name; the method gets `(content, reply, context)`. Call
  * `reply(result)`, or return the value (or a MessageResult) to reply with. A throw replies
- * `MessageResultException(error name, message)`. One RPC handler per (type, name): a subclass's
- * handler replaces its base class's.
+ * `MessageResultException(error name, message)`. Returning an `Outcome` settles the
+ * request instead: a reply already sent stands, otherwise deadLetter answers a
+ * MessageResultError naming its reason, ack one saying no value was given, and requeue answers
+ * on a later delivery. One RPC handler per (type, name): a subclass's handler replaces its base
+ * class's.
  */
 export function RpcHandler(
   type: string,

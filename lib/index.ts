@@ -130,3 +130,5 @@ export type { DeadLetterOptions } from './poison';
 export type { ProcessorCounts, RunOnceOptions, RunOnceResult } from './processor';
 export type { Closable, CloseOnSignalsOptions } from './shutdown';
 export type { MessageTranslator, TranslationContext } from './translator';
+export { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './poison';
+export { DEFAULT_RUN_ONCE_TIMEOUT_MS } from './processor';

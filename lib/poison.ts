@@ -2,9 +2,12 @@
  * Poison messages: the dead-letter exchange and queue of a processor, quorum queues, and the
  * delivery count that bounds how often one message is handled.
  */
+import { v4 as uuid } from 'uuid';
+
+import type { Connection } from './connection';
 import type { Eqk, QueueFlags, QueueSpec } from './consumer';
 import { ErrorCode, PostageError } from './errors';
-import type { MessageProperties, TransportMessage } from './transport/types';
+import type { MessageProperties, PublishOptions, TransportMessage } from './transport/types';
 
 /** Header counting deliveries on classic queues (quorum queues have x-delivery-count). */
 export const DELIVERIES_HEADER = 'x-postage-deliveries';
@@ -14,6 +17,10 @@ export const REASON_HEADER = 'x-postage-reason';
 export const ERROR_HEADER = 'x-postage-error';
 /** Header of a dead letter: the queue it was consumed from. */
 export const QUEUE_HEADER = 'x-postage-queue';
+/** Header of a copy requeued (or dead-lettered) by postage: the exchange it was first published to. */
+export const EXCHANGE_HEADER = 'x-postage-exchange';
+/** Header of a copy requeued (or dead-lettered) by postage: the routing key it was first published with. */
+export const ROUTING_KEY_HEADER = 'x-postage-routing-key';
 
 /** Where a processor dead-letters. */
 export interface DeadLetterOptions {
@@ -127,14 +134,46 @@ export function describeError(error: unknown): string | undefined {
   return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
 }
 
-/** The properties of a dead letter postage publishes itself (with its reason). @internal */
+/**
+ * The exchange and routing key a message was first published with: a copy requeued by postage
+ * on a classic queue comes back through the default exchange (routing key = the queue), so the
+ * originals travel in headers. @internal
+ */
+export function originalRoute(message: TransportMessage): { exchange: string; routingKey: string } {
+  const headers = message.properties.headers;
+  const exchange = headers?.[EXCHANGE_HEADER];
+  const routingKey = headers?.[ROUTING_KEY_HEADER];
+  return {
+    exchange: typeof exchange === 'string' ? exchange : message.fields.exchange,
+    routingKey: typeof routingKey === 'string' ? routingKey : message.fields.routingKey,
+  };
+}
+
+/**
+ * A copy of the message's properties with `headers` for a republish by postage, mandatory (an
+ * unroutable copy must fail, not vanish) and with a message id: publisher confirms match a
+ * basic.return by message id, so a message without one gets a fresh one.
+ */
+function republishOptions(message: TransportMessage, headers: Record<string, unknown>): PublishOptions {
+  const route = originalRoute(message);
+  headers[EXCHANGE_HEADER] = route.exchange;
+  headers[ROUTING_KEY_HEADER] = route.routingKey;
+  return {
+    ...message.properties,
+    headers,
+    messageId: message.properties.messageId ?? uuid(),
+    mandatory: true,
+  };
+}
+
+/** The options of a dead letter postage publishes itself (with its reason). @internal */
 export function deadLetterProperties(
   message: TransportMessage,
   queue: string,
   reason: string,
   error: unknown,
   deliveries: number,
-): Record<string, unknown> {
+): PublishOptions {
   const headers: Record<string, unknown> = {
     ...message.properties.headers,
     [REASON_HEADER]: reason,
@@ -143,15 +182,15 @@ export function deadLetterProperties(
   };
   const described = describeError(error);
   if (described !== undefined) headers[ERROR_HEADER] = described;
-  return { ...message.properties, headers };
+  return republishOptions(message, headers);
 }
 
-/** The properties of a copy requeued on a classic queue: the delivery count goes up. @internal */
-export function requeueProperties(message: TransportMessage, deliveries: number): Record<string, unknown> {
-  return {
-    ...message.properties,
-    headers: { ...message.properties.headers, [DELIVERIES_HEADER]: deliveries },
-  };
+/**
+ * The options of a copy requeued on a classic queue: the delivery count goes up, the original
+ * exchange and routing key are kept in headers. @internal
+ */
+export function requeueProperties(message: TransportMessage, deliveries: number): PublishOptions {
+  return republishOptions(message, { ...message.properties.headers, [DELIVERIES_HEADER]: deliveries });
 }
 
 /** The processor's dead-letter exchange and queue from its `deadLetter` option. @internal */
@@ -170,4 +209,15 @@ export function resolveDeadLetter(
     );
   }
   return { exchange, queue: explicit.queue ?? (first === undefined ? undefined : `${first}.dlq`) };
+}
+
+/** Declares the processor's dead-letter exchange (durable fanout) and its queue, bound. @internal */
+export async function declareDeadLetter(connection: Connection, target: DeadLetterTarget): Promise<void> {
+  await connection.withTopology(async (channel) => {
+    await channel.assertExchange(target.exchange, 'fanout', { durable: true });
+    if (target.queue !== undefined) {
+      await channel.assertQueue(target.queue, { durable: true });
+      await channel.bindQueue(target.queue, target.exchange, '');
+    }
+  }, `declare dead-letter exchange '${target.exchange}'`);
 }

@@ -12,7 +12,6 @@ import { fingerprintDict, type FingerprintLike } from './fingerprint';
 import {
   DefaultHandler,
   collectHandlers,
-  type HandlerEntry,
   type HandlerOptions,
   type MessageFilterFunction,
   type MessagePredicate,
@@ -22,13 +21,16 @@ import type { ErrorHandler } from './outcome';
 import {
   DEFAULT_MAX_DELIVERIES,
   applyQueueRules,
+  declareDeadLetter,
   queueRules,
   resolveDeadLetter,
   type DeadLetterOptions,
   type DeadLetterTarget,
 } from './poison';
-import { buildRoute, buildRoutes, routeKey, type HandlerClass, type HandlerFunction } from './routes';
+import { buildRoute, buildRoutes, normalizeFilters, type HandlerClass, type HandlerFunction } from './routes';
+import { TIMED_OUT, beforeDeadline, withTimeout } from './shutdown';
 import { Category } from './schema';
+import { Publisher } from './publisher';
 import type { MessageTranslator } from './translator';
 import type { TransportMessage } from './transport/types';
 
@@ -55,12 +57,24 @@ export interface ProcessorCounts {
 }
 
 /** What {@link MessageProcessor.runOnce} resolves to: the counts of that run. */
-export interface RunOnceResult extends RunResult, ProcessorCounts {}
+export interface RunOnceResult extends RunResult, ProcessorCounts {
+  /** True when `timeoutMs` passed before the queued messages were settled (the processor was stopped). */
+  readonly timedOut: boolean;
+}
+
+/** Default of {@link RunOnceOptions.timeoutMs}. */
+export const DEFAULT_RUN_ONCE_TIMEOUT_MS = 60_000;
 
 /** Options of {@link MessageProcessor.runOnce}. */
 export interface RunOnceOptions {
   /** Stop once nothing arrived for this long and nothing is in flight. @default 200 */
   idleMs?: number;
+  /**
+   * Milliseconds after which runOnce stops the processor anyway (a graceful stop, which waits
+   * up to `shutdownTimeout` for handlers in flight) and resolves with `timedOut: true`.
+   * @default 60_000
+   */
+  timeoutMs?: number;
 }
 
 /** Lifecycle of a processor, as a discriminated union on `type`. */
@@ -101,6 +115,11 @@ export interface ProcessorOptions extends ConsumerOptions {
   concurrency?: number;
   /** Milliseconds `stop()` waits for handlers in flight before aborting `context.signal`. @default 10_000 */
   shutdownTimeout?: number;
+  /**
+   * Milliseconds to wait for the publisher confirm of a dead letter or a counted requeue before
+   * the original goes back to its queue instead. @default 10_000
+   */
+  confirmTimeout?: number;
 }
 
 /** Options of {@link MessageProcessor.registerHandler}. */
@@ -168,6 +187,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   managedRestart = false;
   readonly #dispatcher: Dispatcher;
+  /** Publishes dead letters and counted requeues with confirms (its channel opens on first use). */
+  readonly #publisher: Publisher;
   readonly #concurrency: number;
   readonly #shutdownTimeout: number;
   /** Aborted when stop begins: requeue delays end at once. */
@@ -203,9 +224,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.deadLetter = deadLetter;
     this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
     this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
-    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0)) {
-      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'concurrency must be >= 1 and shutdownTimeout >= 0');
+    const confirmTimeout = options.confirmTimeout ?? 10_000;
+    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0) || !(confirmTimeout > 0)) {
+      throw new PostageError(
+        ErrorCode.INVALID_ARGUMENT,
+        'concurrency must be >= 1, shutdownTimeout >= 0 and confirmTimeout > 0',
+      );
     }
+    const publisher = new Publisher(consumer.connection);
+    this.#publisher = publisher;
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
     // One signal shared by every handler in flight: many listeners are expected.
     setMaxListeners(0, this.#deadline.signal);
@@ -224,6 +251,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       closing: this.#closing.signal,
       deadline: this.#deadline.signal,
       settled: () => this.#afterDispatch(),
+      publish: (exchange, routingKey, content, publishOptions) =>
+        publisher.publish(exchange, routingKey, content, publishOptions),
+      confirmTimeout,
+      report: (error, context) => this.reportError(error, context),
     });
     if (options.hooks !== undefined) this.#dispatcher.hooks.add(options.hooks);
     this.#finished = new Promise<RunResult>((resolve, reject) => {
@@ -264,8 +295,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     options: RegisterOptions = {},
   ): this {
     const category = options.rpc === true ? Category.rpc : Category.message;
-    const key = routeKey(category, type, name);
-    const existing = this.#dispatcher.routes.get(key) ?? [];
+    const existing = this.#dispatcher.routes.get(category, type, name) ?? [];
     if (category === Category.rpc && existing.length > 0) {
       throw new PostageError(
         ErrorCode.AMBIGUOUS_HANDLER,
@@ -283,7 +313,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         undefined,
       ),
     );
-    this.#dispatcher.routes.set(key, existing);
+    this.#dispatcher.routes.set(category, type, name, existing);
     return this;
   }
 
@@ -331,7 +361,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
           });
         }
       }
-      if (this.deadLetter !== undefined) await this.#declareDeadLetter(this.deadLetter);
+      if (this.deadLetter !== undefined) await declareDeadLetter(this.connection, this.deadLetter);
       await this.consumer.startConsuming((message, queue) => this.#onDelivery(message, queue));
       this.emit('status', { type: 'consuming', queues: this.consumer.queueNames });
     })();
@@ -359,9 +389,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   async runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
     const idleMs = options.idleMs ?? 200;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_ONCE_TIMEOUT_MS;
+    if (!(timeoutMs > 0) || !(idleMs >= 0)) {
+      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'runOnce needs timeoutMs > 0 and idleMs >= 0');
+    }
+    const deadline = Date.now() + timeoutMs;
     const before = this.counts;
+    let timedOut = false;
     try {
-      await this.start();
+      timedOut = (await beforeDeadline(this.start(), deadline)) === TIMED_OUT;
     } catch (err) {
       const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
       await this.stop('stopped').catch(() => undefined);
@@ -369,13 +405,20 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     // Ready messages not yet delivered, plus those delivered already.
     let target = this.#dispatcher.counts.received;
-    for (const name of this.consumer.queueNames) {
-      const info = await this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`);
+    for (const name of timedOut ? [] : this.consumer.queueNames) {
+      const info = await beforeDeadline(
+        this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`),
+        deadline,
+      );
+      if (info === TIMED_OUT) {
+        timedOut = true;
+        break;
+      }
       target += info.messageCount;
     }
     let seen = -1;
     let quietSince = Date.now();
-    while (this.#stopping === undefined) {
+    while (!timedOut && this.#stopping === undefined) {
       const settled =
         this.#dispatcher.counts.acked +
         this.#dispatcher.counts.deadLettered +
@@ -387,17 +430,27 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       }
       const busy = this.#inFlight > 0 || this.#pendingHead < this.#pending.length;
       if (!busy && settled >= target && Date.now() - quietSince >= idleMs) break;
-      await sleep(Math.min(idleMs, 20));
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        timedOut = true;
+        break;
+      }
+      await sleep(Math.min(idleMs, 20, left));
     }
-    const result = await this.stop('stopped');
+    if (timedOut) this.logger.warn('runOnce timed out: stopping the processor', { timeoutMs });
+    // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
+    const stopBound = this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS;
+    const result = await beforeDeadline(this.stop('stopped'), Date.now() + stopBound);
+    if (result === TIMED_OUT) this.logger.warn('runOnce: the stop did not finish in time', { stopBound });
     const after = this.#dispatcher.counts;
     return {
-      reason: result.reason,
+      reason: result === TIMED_OUT ? 'stopped' : result.reason,
       received: after.received - before.received,
       acked: after.acked - before.acked,
       requeued: after.requeued - before.requeued,
       deadLettered: after.deadLettered - before.deadLettered,
       returned: after.returned - before.returned,
+      timedOut,
     };
   }
 
@@ -500,6 +553,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         );
       }
     }
+    await withTimeout(this.#publisher.close(), CLOSE_TIMEOUT_MS);
     await withTimeout(this.consumer.close(), CLOSE_TIMEOUT_MS);
     this.emit('status', { type: 'stopped', reason });
     this.#finish(result);
@@ -571,30 +625,4 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       idle();
     }
   }
-
-  async #declareDeadLetter(target: DeadLetterTarget): Promise<void> {
-    await this.connection.withTopology(async (channel) => {
-      await channel.assertExchange(target.exchange, 'fanout', { durable: true });
-      if (target.queue !== undefined) {
-        await channel.assertQueue(target.queue, { durable: true });
-        await channel.bindQueue(target.queue, target.exchange, '');
-      }
-    }, `declare dead-letter exchange '${target.exchange}'`);
-  }
-}
-
-function normalizeFilters(filters: RegisterOptions['filters']): HandlerEntry['filters'] {
-  return (filters ?? []).map((f) =>
-    typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
-  );
-}
-
-/** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). */
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  const timer = new AbortController();
-  await Promise.race([
-    promise.catch(() => undefined),
-    sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined),
-  ]);
-  timer.abort();
 }

@@ -9,12 +9,14 @@ import {
   type HandlerContext,
   type HandlerEntry,
   type HandlerOptions,
+  type MessageFilterFunction,
   type MessagePredicate,
   type ReplyFunction,
 } from './handlers';
 import type { Logger } from './logger';
 import { Message, MessageResult, MessageResultException } from './message';
 import type { ErrorHandler } from './outcome';
+import { originalRoute } from './poison';
 import type { MessageProcessor } from './processor';
 import { Category, compileSchema, type ReceivedBody } from './schema';
 import type { MessageFields, MessageProperties, TransportMessage } from './transport/types';
@@ -63,6 +65,15 @@ export function buildRoute(
   return { label, fullBody, filters, validate, onError: options.onError, matcher, invoke };
 }
 
+/** Filters as given to a registration: a function, or a function with its extra arguments. @internal */
+export function normalizeFilters(
+  filters: ReadonlyArray<MessageFilterFunction | readonly [MessageFilterFunction, ...unknown[]]> | undefined,
+): HandlerEntry['filters'] {
+  return (filters ?? []).map((f) =>
+    typeof f === 'function' ? { fn: f, args: [] } : { fn: f[0], args: f.slice(1) },
+  );
+}
+
 /** A content that fails its handler's schema. @internal */
 export class InvalidContent {
   constructor(readonly error: ValidationError) {}
@@ -86,9 +97,34 @@ function isHandlerClass(value: unknown): value is HandlerClass {
   return typeof value === 'function' && value.prototype instanceof Handler;
 }
 
-/** The key of (category, type, name) handlers. @internal */
+/** The key of (category, type, name) handlers (to group registrations). @internal */
 export function routeKey(category: Category, type: string, name: string | null): string {
   return name === null ? `${category}\u0000${type}\u0001` : `${category}\u0000${type}\u0000${name}`;
+}
+
+/**
+ * Handlers by (category, type, name). Nested maps, so that the lookup of every message builds no
+ * key string (a concatenated key cost as much as the rest of the routing). @internal
+ */
+export class RouteTable {
+  readonly #byCategory: Record<Category, Map<string, Map<string | null, Route[]>>> = {
+    message: new Map(),
+    rpc: new Map(),
+  };
+
+  get(category: Category, type: string, name: string | null): Route[] | undefined {
+    return this.#byCategory[category].get(type)?.get(name);
+  }
+
+  set(category: Category, type: string, name: string | null, routes: Route[]): void {
+    const byType = this.#byCategory[category];
+    let byName = byType.get(type);
+    if (byName === undefined) {
+      byName = new Map();
+      byType.set(type, byName);
+    }
+    byName.set(name, routes);
+  }
 }
 
 /** Throws when a handler entry does not hold a function. @internal */
@@ -125,6 +161,12 @@ export class DeliveryContext implements HandlerContext {
   }
   get fields(): MessageFields {
     return this.delivery.fields;
+  }
+  get exchange(): string {
+    return originalRoute(this.delivery).exchange;
+  }
+  get routingKey(): string {
+    return originalRoute(this.delivery).routingKey;
   }
   get properties(): MessageProperties {
     return this.delivery.properties;
@@ -178,7 +220,7 @@ export function sendReply(
 export function buildRoutes(
   processor: MessageProcessor,
   entries: HandlerEntry[],
-  routes: Map<string, Route[]>,
+  routes: RouteTable,
   matchers: Record<Category, Route[]>,
 ): void {
   const byKey = new Map<string, HandlerEntry[]>();
@@ -204,7 +246,7 @@ export function buildRoutes(
     list.push(entry);
     byKey.set(key, list);
   }
-  for (const [key, list] of byKey) {
+  for (const list of byKey.values()) {
     let chosen = list.some((e) => !e.fallback) ? list.filter((e) => !e.fallback) : list;
     if (chosen[0]?.category === Category.rpc && chosen.length > 1) {
       // The most derived class's handler wins; two in one class are ambiguous.
@@ -218,8 +260,11 @@ export function buildRoutes(
       }
       chosen = [last];
     }
+    const first = list[0] as HandlerEntry;
     routes.set(
-      key,
+      first.category,
+      first.type,
+      first.name,
       chosen.map((entry) => {
         const handler = entry.isStatic
           ? (processor.constructor as unknown as Record<string | symbol, unknown>)[entry.member]

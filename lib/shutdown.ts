@@ -1,6 +1,7 @@
 /**
- * Graceful shutdown on SIGINT and SIGTERM.
+ * Graceful shutdown on SIGINT and SIGTERM, and the bounded waits a stop is made of.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Something that closes: a processor, a producer, a connection. */
 export interface Closable {
@@ -54,4 +55,33 @@ export function closeOnSignals(...args: Array<Closable | CloseOnSignalsOptions>)
   return () => {
     for (const signal of signals) process.removeListener(signal, onSignal);
   };
+}
+
+/** What {@link beforeDeadline} resolves to when the deadline came first. @internal */
+export const TIMED_OUT = Symbol('timed out');
+
+/** `promise`'s value, or TIMED_OUT once `deadline` (epoch ms) passed first. @internal */
+export async function beforeDeadline<T>(
+  promise: Promise<T>,
+  deadline: number,
+): Promise<T | typeof TIMED_OUT> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([
+      promise,
+      sleep(Math.max(0, deadline - Date.now()), TIMED_OUT, { signal: timer.signal }),
+    ]);
+  } finally {
+    timer.abort();
+  }
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). @internal */
+export async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  const timer = new AbortController();
+  await Promise.race([
+    promise.catch(() => undefined),
+    sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined),
+  ]);
+  timer.abort();
 }

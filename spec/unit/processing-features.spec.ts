@@ -34,8 +34,8 @@ const work: ExchangeDefinition = {
 let n = 0;
 const url = (): string => `memory://features-${process.pid}-${++n}`;
 
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
+async function until(predicate: () => boolean, what: string, timeoutMs = 4000): Promise<void> {
+  for (let i = 0; i < timeoutMs / 2; i++) {
     if (predicate()) return;
     await new Promise((r) => setTimeout(r, 2));
   }
@@ -410,6 +410,198 @@ describe('processing features (in-process broker)', () => {
     expect(processor.deliveries).toEqual([1, 2, 3, 4]);
     expect(client.deadLettered[0]?.postageReason).toBe(ErrorCode.DELIVERY_LIMIT);
     expect(client.requeued).toHaveLength(3);
+    await client.close();
+  });
+});
+
+/** Declares the worker's queue on its broker and queues one command per name. */
+async function queued(processor: MessageProcessor, names: string[]) {
+  const raw = await rawChannel(processor.connection.config.endpoints[0]?.host ?? '');
+  await raw.channel.assertQueue('work-q', {
+    durable: false,
+    arguments: { 'x-dead-letter-exchange': 'work-q.dlx' },
+  });
+  for (const name of names) {
+    raw.channel.publish('', 'work-q', Buffer.from(JSON.stringify(new MessageCommand(name, name).body)));
+  }
+  return raw;
+}
+
+describe('processing features round 2 (in-process broker)', () => {
+  afterAll(() => MemoryBroker.resetAll());
+
+  test('poison - an unroutable dead letter (its queue deleted) is not acked: the original goes back, the error is reported, and it is dead-lettered once the queue is back', async () => {
+    const processor = worker();
+    const errors: string[] = [];
+    processor.on('error', (error) => errors.push(error.code));
+    const client = await TestClient.for(processor);
+    const { connection, channel } = await rawChannel(client.broker.name);
+    await channel.deleteQueue('work-q.dlq');
+    await client.publish(new MessageCommand('bad-order'));
+    await until(() => errors.length > 0, 'the reported error');
+    expect(errors[0]).toBe(ErrorCode.UNROUTABLE);
+    // Not lost: the original is still held (unacked) or back in its queue.
+    const held = client.broker.queue('work-q');
+    expect((held?.messages ?? 0) + (held?.unacked ?? 0)).toBe(1);
+    await channel.assertQueue('work-q.dlq', { durable: true });
+    await channel.bindQueue('work-q.dlq', 'work-q.dlx', '');
+    await until(() => client.broker.queue('work-q.dlq')?.messages === 1, 'the dead letter', 5000);
+    const [dead] = client.broker.peek('work-q.dlq');
+    expect(dead?.properties.headers?.['x-postage-reason']).toBe('BAD_ORDER');
+    await until(() => client.broker.queue('work-q')?.unacked === 0, 'the ack');
+    expect(client.broker.queue('work-q')?.messages).toBe(0);
+    expect(processor.counts.deadLettered).toBe(1);
+    await connection.close();
+    await client.close();
+  });
+
+  test('poison - a counted requeue acks the original only after the copy is confirmed; without a confirm in time the original goes back to its queue', async () => {
+    const processor = worker({ confirmTimeout: 50, maxDeliveries: 100 });
+    const errors: string[] = [];
+    processor.on('error', (error) => errors.push(error.code));
+    let handled = 0;
+    processor.registerHandler('command', 'again', () => {
+      handled++;
+      // The broker blocks the processor's publishes (resource alarm): no confirm comes.
+      if (handled === 1) client.broker.setAlarm('memory');
+      return Outcome.requeue({ delayMs: 0 });
+    });
+    const client = await TestClient.for(processor);
+    await client.publish(new MessageCommand('again'));
+    await until(() => errors.length > 0, 'the confirm timeout');
+    expect(errors[0]).toBe(ErrorCode.CONFIRM_TIMEOUT);
+    // The original was not acked while its copy was unconfirmed.
+    const queue = client.broker.queue('work-q');
+    expect((queue?.messages ?? 0) + (queue?.unacked ?? 0)).toBeGreaterThanOrEqual(1);
+    client.broker.setAlarm(undefined);
+    await until(() => handled >= 2, 'the message handled again', 5000);
+    await processor.close();
+    await client.close();
+  });
+
+  test('context - after counted requeues the context keeps the original exchange and routing key; the dead letter carries them', async () => {
+    const seen: Array<[string, string, string, string]> = [];
+    const processor = worker();
+    processor.registerHandler('command', 'where', (_c: unknown, context: HandlerContext) => {
+      seen.push([context.exchange, context.routingKey, context.fields.exchange, context.fields.routingKey]);
+      return Outcome.requeue({ delayMs: 0 });
+    });
+    const client = await TestClient.for(processor);
+    await client.send(new MessageCommand('where'), { exchange: work, key: 'work' });
+    await until(() => client.deadLettered.length === 1, 'the dead letter');
+    expect(seen).toEqual([
+      ['work', 'work', 'work', 'work'],
+      ['work', 'work', '', 'work-q'],
+      ['work', 'work', '', 'work-q'],
+    ]);
+    expect(client.deadLettered[0]?.headers).toMatchObject({
+      'x-postage-exchange': 'work',
+      'x-postage-routing-key': 'work',
+    });
+    await client.close();
+  });
+
+  test('runOnce - stops after timeoutMs with a handler still running and says it timed out', async () => {
+    const processor = worker({ shutdownTimeout: 20 });
+    let aborted = false;
+    processor.registerHandler('command', 'forever', async (_c: unknown, context: HandlerContext) => {
+      await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve()));
+      aborted = true;
+      return Outcome.requeue({ delayMs: 0 });
+    });
+    const { connection, channel } = await queued(processor, ['forever', 'ok']);
+    const result = await processor.runOnce({ idleMs: 10, timeoutMs: 150 });
+    expect(result).toMatchObject({ timedOut: true, reason: 'stopped', received: 2, acked: 1, requeued: 1 });
+    expect(aborted).toBe(true);
+    // Nothing lost: the requeued message is back in its queue.
+    expect((await channel.checkQueue('work-q')).messageCount).toBe(1);
+    await connection.close();
+  });
+
+  test('runOnce - a run that finishes in time says it did not time out', async () => {
+    const processor = worker();
+    const { connection } = await queued(processor, ['ok']);
+    const result = await processor.runOnce({ idleMs: 10 });
+    expect(result).toMatchObject({ timedOut: false, received: 1, acked: 1 });
+    await expect(processor.runOnce({ timeoutMs: 0 })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+    });
+    await connection.close();
+  });
+
+  test('rpc outcomes - an RPC handler returning an Outcome: deadLetter answers an error naming the reason, requeue answers on a later delivery, ack without a reply answers an error', async () => {
+    const processor = worker();
+    let tries = 0;
+    processor.registerHandler('command', 'refuse', () => Outcome.deadLetter('NOT_ALLOWED'), { rpc: true });
+    processor.registerHandler(
+      'command',
+      'busy',
+      () => (++tries < 2 ? Outcome.requeue({ delayMs: 0 }) : 'done'),
+      {
+        rpc: true,
+      },
+    );
+    processor.registerHandler('command', 'silent', () => Outcome.ack(), { rpc: true });
+    processor.registerHandler(
+      'command',
+      'answered',
+      (_c: unknown, reply: (v: unknown) => void) => {
+        reply('kept');
+        return Outcome.deadLetter('AUDIT');
+      },
+      { rpc: true },
+    );
+    const client = await TestClient.for(processor);
+    const refused = await client.rpc(new RpcCommand('refuse'));
+    expect(refused.ok).toBe(false);
+    expect(refused.message).toContain('NOT_ALLOWED');
+    await until(() => client.deadLettered.length === 1, 'the dead letter');
+    expect(client.deadLettered[0]?.postageReason).toBe('NOT_ALLOWED');
+    const busy = await client.rpc(new RpcCommand('busy'));
+    expect([busy.ok, busy.value]).toEqual([true, 'done']);
+    expect(tries).toBe(2);
+    const silent = await client.rpc(new RpcCommand('silent'));
+    expect(silent.ok).toBe(false);
+    const answered = await client.rpc(new RpcCommand('answered'));
+    expect([answered.ok, answered.value]).toEqual([true, 'kept']);
+    await until(() => client.deadLettered.length === 2, 'the second dead letter');
+    expect(client.deadLettered[1]?.postageReason).toBe('AUDIT');
+    await client.close();
+  });
+
+  test('rpc outcomes - an RPC requeued up to the delivery limit is answered with a DELIVERY_LIMIT error', async () => {
+    const processor = worker({ maxDeliveries: 2 });
+    processor.registerHandler('command', 'never', () => Outcome.requeue({ delayMs: 0 }), { rpc: true });
+    const client = await TestClient.for(processor);
+    const result = await client.rpc(new RpcCommand('never'));
+    expect(result.ok).toBe(false);
+    expect(result.message).toContain(ErrorCode.DELIVERY_LIMIT);
+    await until(() => client.deadLettered.length === 1, 'the dead letter');
+    await client.close();
+  });
+
+  test('hooks - an error of a message hook goes to the processor onError, not to the handler onError', async () => {
+    const decided: string[] = [];
+    const processor = worker({
+      onError: () => {
+        decided.push('processor');
+        return true;
+      },
+      hooks: {
+        beforeHandling: () => {
+          throw new Error('hook down');
+        },
+      },
+    });
+    processor.registerHandler('command', 'own', () => undefined, {
+      onError: () => {
+        decided.push('handler');
+        return false;
+      },
+    });
+    const client = await TestClient.for(processor);
+    expect((await client.send(new MessageCommand('own'))).outcome).toBe('ack');
+    expect(decided).toEqual(['processor']);
     await client.close();
   });
 });
