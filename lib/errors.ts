@@ -55,6 +55,10 @@ export const ErrorCode = {
   ACCESS_REFUSED: 'ACCESS_REFUSED',
   /** Any other broker error. */
   BROKER_ERROR: 'BROKER_ERROR',
+  /** A publish made while disconnected, with the buffer policy 'fail-fast'. */
+  DISCONNECTED: 'DISCONNECTED',
+  /** The connection gave up reconnecting (reconnect.maxAttempts). */
+  RECONNECT_FAILED: 'RECONNECT_FAILED',
 } as const;
 
 /** A literal union of every error code. */
