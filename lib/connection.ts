@@ -421,13 +421,14 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       this.logger.warn('connection lost', { endpoint: describeEndpoint(endpoint), error });
       // The next attempt starts with the next broker of the list.
       this.nextEndpoint = (this.config.endpoints.indexOf(endpoint) + 1) % this.config.endpoints.length;
+      this.emit('status', { type: 'disconnected', endpoint: describeEndpoint(endpoint), error });
+      if (this.closing !== undefined || this.current !== undefined) return;
       const opening = this.recover(error).finally(() => {
         if (this.opening === opening) this.opening = undefined;
       });
       // Failures reach callers of open() and the 'failed' status; this only keeps them handled.
       opening.catch(() => undefined);
       this.opening = opening;
-      this.emit('status', { type: 'disconnected', endpoint: describeEndpoint(endpoint), error });
     });
     connection.on('blocked', (reason: string) => {
       this.blockedReason = reason;
