@@ -10,7 +10,7 @@ import {
   type ExchangeDefinition,
   type QueueFlags,
 } from '../../lib';
-import { JepsenCounter } from './jepsen';
+import type { JepsenCounter } from './jepsen';
 
 /** A processor that counts the numbers it receives. */
 export class CountingProcessor extends MessageProcessor {
