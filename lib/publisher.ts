@@ -208,7 +208,9 @@ export class Publisher {
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const entry of [...this.outstanding]) this.fail(entry, closing);
-    const channel = this.channel ?? (await this.opening?.catch(() => undefined));
+    // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
+    // close() must not wait for the broker to come back.
+    const channel = this.channel;
     this.channel = undefined;
     if (channel !== undefined) {
       await channel.close().catch(() => undefined);
