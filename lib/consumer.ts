@@ -302,7 +302,9 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     if (this.#closed) return;
     await this.stopConsuming();
     this.#closed = true;
-    const channel = this.#channel ?? (await this.#opening?.catch(() => undefined));
+    // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
+    // close() must not wait for the broker to come back.
+    const channel = this.#channel;
     this.#channel = undefined;
     if (channel !== undefined) await channel.close().catch(() => undefined);
     if (this.#ownsConnection) await this.connection.close();
@@ -385,6 +387,10 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
       }
     });
     if (this.prefetch > 0) await channel.prefetch(this.prefetch);
+    if (this.#closed) {
+      await channel.close().catch(() => undefined);
+      throw new PostageError(ErrorCode.CLOSED, 'the consumer is closed');
+    }
     this.#channel = channel;
     return channel;
   }

@@ -188,4 +188,18 @@ describe('recovery (in-process broker)', () => {
     await producer.close();
     await expect(pending).rejects.toMatchObject({ code: ErrorCode.CLOSED });
   });
+
+  test('recovery - a consumer closed while its broker is unreachable closes at once', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const consumer = new GenericConsumer({ url: `memory://${name}`, eqk: [[ex, [['cq', 'a']]]] });
+    const events: string[] = [];
+    consumer.on('interrupted', () => events.push('interrupted'));
+    await consumer.startConsuming(() => undefined);
+    broker.unreachable = true;
+    broker.closeAllConnections();
+    await until(() => events.includes('interrupted'));
+    await expect(consumer.close()).resolves.toBeUndefined();
+    expect(consumer.connection.isClosed).toBe(true);
+  });
 });
