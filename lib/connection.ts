@@ -374,11 +374,16 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         );
       }
       try {
-        const connection = await transport.connect(endpoint, {
-          heartbeat: this.config.heartbeat,
-          connectTimeout: Math.max(100, Math.min(this.config.connectTimeout, deadline - Date.now())),
-          connectionName: this.connectionName,
-        });
+        const timeoutMs = Math.max(100, Math.min(this.config.connectTimeout, deadline - Date.now()));
+        const connection = await withTimeout(
+          transport.connect(endpoint, {
+            heartbeat: this.config.heartbeat,
+            connectTimeout: timeoutMs,
+            connectionName: this.connectionName,
+          }),
+          timeoutMs,
+          `connect to ${describeEndpoint(endpoint)}`,
+        );
         if (this.closing !== undefined) {
           await connection.close().catch(() => undefined);
           throw new ConnectionError(ErrorCode.CLOSED, 'the connection was closed while opening');
@@ -441,4 +446,36 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.logger.debug('connected', { endpoint: describeEndpoint(endpoint) });
     this.emit('status', { type: 'connected', endpoint: describeEndpoint(endpoint), recovered });
   }
+}
+
+/**
+ * Bounds a connect attempt: a broker that accepts the TCP connection while it boots or stops
+ * may never finish the handshake, and amqplib's own timeout does not cover every phase. A
+ * connection that opens after the deadline is closed.
+ */
+function withTimeout(
+  connecting: Promise<TransportConnection>,
+  ms: number,
+  what: string,
+): Promise<TransportConnection> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new ConnectionError(ErrorCode.CONNECTION_FAILED, `${what}: no handshake within ${ms} ms`));
+    }, ms);
+    connecting.then(
+      (connection) => {
+        clearTimeout(timer);
+        if (late) {
+          connection.on('error', () => undefined);
+          connection.close().catch(() => undefined);
+        } else resolve(connection);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
