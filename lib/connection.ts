@@ -340,6 +340,18 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     throw failed;
   }
 
+  /**
+   * Emits a status. A listener that throws must not undo the connection that was just made
+   * (connectAny would take it for a failed attempt): the error is logged.
+   */
+  private emitStatus(status: ConnectionStatus): void {
+    try {
+      this.emit('status', status);
+    } catch (err) {
+      this.logger.error('a status listener threw', { status: status.type, error: err });
+    }
+  }
+
   /** The delay before an attempt: initialDelay doubling up to maxDelay, moved by +-jitter. */
   private backoff(attempt: number): number {
     const { initialDelay, maxDelay, jitter } = this.config.reconnect;
@@ -444,7 +456,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       this.emit('status', { type: 'unblocked' });
     });
     this.logger.debug('connected', { endpoint: describeEndpoint(endpoint) });
-    this.emit('status', { type: 'connected', endpoint: describeEndpoint(endpoint), recovered });
+    this.emitStatus({ type: 'connected', endpoint: describeEndpoint(endpoint), recovered });
   }
 }
 
