@@ -45,6 +45,11 @@ describe('faults - network (one RabbitNode)', () => {
     producer.connection.on('status', (s) => statuses.push(s));
     try {
       await publishThrough(producer, counter, { durationMs: 4000, faultAfterMs: 1000, fault });
+      // rabbitmqctl may end the fault after the load: wait for the reconnection.
+      const t0 = Date.now();
+      while (!statuses.some((s) => s.type === 'connected' && s.recovered) && Date.now() - t0 < 60_000) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await counter.settle(60_000);
     } finally {
       await producer.close();
