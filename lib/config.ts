@@ -31,10 +31,25 @@ export interface ConnectionOptions {
   user?: string;
   /** Password. Never logged. @default POSTAGE_PASSWORD, else `guest` */
   password?: string;
-  /** Heartbeat interval in seconds; 0 disables heartbeats. @default 20 */
+  /**
+   * Heartbeat interval in seconds; 0 disables heartbeats. A stalled peer is detected within
+   * about two intervals. @default 10
+   */
   heartbeat?: number;
-  /** Time allowed to open the TCP connection and finish the AMQP handshake, in ms. @default 10_000 */
+  /**
+   * Time allowed for the first connection, in ms: endpoints are retried with backoff until it
+   * runs out, then open() fails with CONNECTION_FAILED. @default 10_000
+   */
   connectTimeout?: number;
+  /**
+   * Time a publish may wait for the broker's confirm, buffered time included, in ms; then it
+   * rejects with CONFIRM_TIMEOUT. @default 30_000
+   */
+  confirmTimeout?: number;
+  /** What a publish does while the connection is down. @default {@link DEFAULT_PUBLISH_BUFFER} */
+  publishBuffer?: Partial<PublishBufferOptions>;
+  /** Reconnection after an unexpected close. @default {@link DEFAULT_RECONNECT} */
+  reconnect?: Partial<ReconnectOptions>;
   /** Log every publish and receive at debug level. @default POSTAGE_DEBUG_MODE === 'true' */
   debug?: boolean;
   /** The logger of this component. @default the process-wide logger ({@link setLogger}) */
@@ -42,6 +57,51 @@ export interface ConnectionOptions {
   /** A transport to use instead of the one the URL scheme selects (tests, custom brokers). */
   transport?: Transport;
 }
+
+/**
+ * The outage buffer: publishes made while disconnected (or blocked by the broker) wait here.
+ */
+export interface PublishBufferOptions {
+  /** Messages held at most; one more rejects with BUFFER_FULL. @default 10_000 */
+  maxMessages: number;
+  /** Bytes of bodies held at most; one more rejects with BUFFER_FULL. @default 64 MiB */
+  maxBytes: number;
+  /**
+   * `wait`: a publish made while disconnected waits for the reconnection (bounded by
+   * confirmTimeout). `fail-fast`: it rejects at once with DISCONNECTED. @default 'wait'
+   */
+  policy: 'wait' | 'fail-fast';
+}
+
+/** Reconnection: exponential backoff with jitter, through the URL list. */
+export interface ReconnectOptions {
+  /** First delay, in ms. @default 100 */
+  initialDelay: number;
+  /** Largest delay, in ms. @default 5_000 */
+  maxDelay: number;
+  /** Each delay is moved by up to this fraction, up or down. @default 0.2 */
+  jitter: number;
+  /** Attempts before the connection gives up (status `failed`). @default Infinity */
+  maxAttempts: number;
+}
+
+/** Default outage buffer. */
+export const DEFAULT_PUBLISH_BUFFER: Readonly<PublishBufferOptions> = {
+  maxMessages: 10_000,
+  maxBytes: 64 * 1024 * 1024,
+  policy: 'wait',
+};
+
+/** Default reconnection: 100 ms doubling to 5 s, +-20 %, forever. */
+export const DEFAULT_RECONNECT: Readonly<ReconnectOptions> = {
+  initialDelay: 100,
+  maxDelay: 5_000,
+  jitter: 0.2,
+  maxAttempts: Infinity,
+};
+
+/** Default confirm timeout in milliseconds. */
+export const DEFAULT_CONFIRM_TIMEOUT = 30_000;
 
 /** One broker address, fully resolved. */
 export interface Endpoint {
@@ -60,16 +120,20 @@ export interface ConnectionConfig {
   readonly heartbeat: number;
   /** Milliseconds. */
   readonly connectTimeout: number;
+  /** Milliseconds. */
+  readonly confirmTimeout: number;
+  readonly publishBuffer: Readonly<PublishBufferOptions>;
+  readonly reconnect: Readonly<ReconnectOptions>;
   readonly debug: boolean;
   readonly transport: Transport | undefined;
 }
 
 /** Default heartbeat in seconds: a dead peer is noticed within about two intervals. */
-export const DEFAULT_HEARTBEAT = 20;
+export const DEFAULT_HEARTBEAT = 10;
 /** Default connect timeout in milliseconds. Without one a black-holed connect hangs. */
 export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
-interface Partial {
+interface Settings {
   hosts?: Array<{ host: string; port?: number }>;
   protocol?: Endpoint['protocol'];
   port?: number;
@@ -92,7 +156,7 @@ export function resolveConnectionConfig(
   env: Env = process.env,
 ): ConnectionConfig {
   // Highest precedence first.
-  const sources: Partial[] = [
+  const sources: Settings[] = [
     fieldSource(options.host, options.port, options.vhost, options.user, options.password, 'option'),
     options.url === undefined ? {} : parseUrlList(options.url, 'the url option'),
     fieldSource(
@@ -107,7 +171,7 @@ export function resolveConnectionConfig(
       ? {}
       : parseUrlList(env['POSTAGE_URL'] as string, 'POSTAGE_URL'),
   ];
-  const pick = <K extends keyof Partial>(key: K): { value: Partial[K] | undefined; rank: number } => {
+  const pick = <K extends keyof Settings>(key: K): { value: Settings[K] | undefined; rank: number } => {
     for (let rank = 0; rank < sources.length; rank++) {
       const value = sources[rank]?.[key];
       if (value !== undefined) return { value, rank };
@@ -137,10 +201,25 @@ export function resolveConnectionConfig(
   const connectTimeout = options.connectTimeout ?? pick('connectTimeout').value ?? DEFAULT_CONNECT_TIMEOUT;
   if (!(heartbeat >= 0)) throw invalid(`heartbeat must be >= 0 seconds, got ${heartbeat}`);
   if (!(connectTimeout > 0)) throw invalid(`connectTimeout must be > 0 ms, got ${connectTimeout}`);
+  const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
+  if (!(confirmTimeout > 0)) throw invalid(`confirmTimeout must be > 0 ms, got ${confirmTimeout}`);
+  const publishBuffer = { ...DEFAULT_PUBLISH_BUFFER, ...options.publishBuffer };
+  if (!(publishBuffer.maxMessages >= 0 && publishBuffer.maxBytes >= 0))
+    throw invalid('publishBuffer limits must be >= 0');
+  if (publishBuffer.policy !== 'wait' && publishBuffer.policy !== 'fail-fast')
+    throw invalid(`publishBuffer.policy must be 'wait' or 'fail-fast', got ${String(publishBuffer.policy)}`);
+  const reconnect = { ...DEFAULT_RECONNECT, ...options.reconnect };
+  if (!(reconnect.initialDelay > 0 && reconnect.maxDelay >= reconnect.initialDelay))
+    throw invalid('reconnect delays must be > 0 with maxDelay >= initialDelay');
+  if (!(reconnect.jitter >= 0 && reconnect.jitter < 1)) throw invalid('reconnect.jitter must be in [0, 1)');
+  if (!(reconnect.maxAttempts >= 1)) throw invalid('reconnect.maxAttempts must be >= 1');
   return {
     endpoints,
     heartbeat,
     connectTimeout,
+    confirmTimeout,
+    publishBuffer,
+    reconnect,
     debug: options.debug ?? env['POSTAGE_DEBUG_MODE']?.toLowerCase() === 'true',
     transport: options.transport,
   };
@@ -160,11 +239,11 @@ function fieldSource(
   user: string | undefined,
   password: string | undefined,
   origin: string,
-): Partial {
+): Settings {
   if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65_536)) {
     throw invalid(`${origin} port must be an integer in 1..65535, got ${port}`);
   }
-  const out: Partial = {};
+  const out: Settings = {};
   if (host !== undefined) out.hosts = [{ host }];
   if (port !== undefined) out.port = port;
   if (vhost !== undefined) out.vhost = vhost;
@@ -173,21 +252,21 @@ function fieldSource(
   return out;
 }
 
-function parseUrlList(list: string, origin: string): Partial {
+function parseUrlList(list: string, origin: string): Settings {
   const parts = list
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
   if (parts.length === 0) throw invalid(`${origin} is empty`);
   const parsed = parts.map((p) => parseUrl(p, origin));
-  const first = parsed[0] as Partial;
+  const first = parsed[0] as Settings;
   for (const other of parsed.slice(1)) {
     if (other.protocol !== first.protocol) throw invalid(`${origin} mixes URL schemes`);
   }
   return { ...first, hosts: parsed.flatMap((p) => p.hosts ?? []) };
 }
 
-function parseUrl(text: string, origin: string): Partial {
+function parseUrl(text: string, origin: string): Settings {
   let url: URL;
   try {
     url = new URL(text);
@@ -201,7 +280,7 @@ function parseUrl(text: string, origin: string): Partial {
   if (scheme !== 'amqp' && scheme !== 'amqps' && scheme !== 'memory') {
     throw invalid(`${origin} must use amqp://, amqps:// or memory://, got ${scheme}://`);
   }
-  const out: Partial = { protocol: scheme };
+  const out: Settings = { protocol: scheme };
   if (scheme === 'memory') {
     out.hosts = [{ host: url.hostname || url.pathname.replace(/^\/+/, '') || 'default' }];
     return out;

@@ -17,8 +17,14 @@ import type { Transport, TransportChannel, TransportConnection } from './transpo
 
 /** Lifecycle of a {@link Connection}, as a discriminated union on `type`. */
 export type ConnectionStatus =
-  | { type: 'connected'; endpoint: string }
+  /** Open; `recovered` is true when this follows a loss (channels and consumers are being recovered). */
+  | { type: 'connected'; endpoint: string; recovered: boolean }
+  /** The connection was lost unexpectedly; recovery starts. */
   | { type: 'disconnected'; endpoint: string; error: PostageError | undefined }
+  /** The next attempt to reconnect starts in `delayMs`. */
+  | { type: 'reconnecting'; attempt: number; delayMs: number; error: PostageError | undefined }
+  /** Recovery gave up (reconnect.maxAttempts): pending work fails with RECONNECT_FAILED. */
+  | { type: 'failed'; error: PostageError }
   | { type: 'blocked'; reason: string }
   | { type: 'unblocked' }
   | { type: 'closed' };
@@ -48,6 +54,11 @@ export function registerTransport(scheme: string, transport: Transport): void {
  * It connects lazily on first use, declares each exchange once, and never lets an amqplib
  * 'error' go unhandled. Components built without a `connection` option open their own.
  *
+ * Recovery: when the connection is lost unexpectedly it reconnects with exponential backoff
+ * and jitter, moving through the URL list; meanwhile {@link Connection.open} waits for it.
+ * Exchanges are declared again on their next use; consumers and publishers recover their own
+ * channels when they see `connected` with `recovered: true`.
+ *
  * @example
  * ```ts
  * const connection = new Connection({ url: 'amqp://guest:guest@localhost:5672' });
@@ -75,6 +86,14 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   private epoch = 0;
   private topology: Promise<{ channel: TransportChannel; generation: number }> | undefined;
   private blockedReason: string | undefined;
+  /** Index of the endpoint to try first on the next attempt. */
+  private nextEndpoint = 0;
+  /** Set while recovering after an unexpected close. */
+  private recovering = false;
+  /** True once a connection was ever opened: later losses are recovered. */
+  private everConnected = false;
+  /** Cuts a backoff sleep short (close()). */
+  private wake: (() => void) | undefined;
 
   constructor(options: ConnectionOptions & { connectionName?: string } = {}) {
     super(options.logger ?? getLogger());
@@ -90,6 +109,11 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   /** True once {@link Connection.close} was called. */
   get isClosed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** True while reconnecting after an unexpected close. */
+  get isRecovering(): boolean {
+    return this.recovering;
   }
 
   /** The broker has blocked publishers (memory or disk alarm); the reason, or undefined. */
@@ -112,9 +136,12 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       return Promise.reject(new ConnectionError(ErrorCode.CLOSED, 'the connection is closed'));
     }
     if (this.current !== undefined) return Promise.resolve(this.current);
-    this.opening ??= this.connectAny().finally(() => {
-      this.opening = undefined;
-    });
+    if (this.opening === undefined) {
+      const opening = this.firstConnect().finally(() => {
+        if (this.opening === opening) this.opening = undefined;
+      });
+      this.opening = opening;
+    }
     return this.opening;
   }
 
@@ -168,6 +195,17 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         if (this.exchanges.get(key) === declared) this.exchanges.delete(key);
       });
       this.exchanges.set(key, declared);
+    } else if (this.declaredDefinitions.get(exchange) !== this.epoch) {
+      // Another definition object with the same parameters was declared: this one is too.
+      const epoch = this.epoch;
+      const generation = this.generation;
+      void declared.then(
+        () => {
+          if (generation === this.generation && epoch === this.epoch)
+            this.declaredDefinitions.set(exchange, epoch);
+        },
+        () => undefined,
+      );
     }
     return declared;
   }
@@ -225,6 +263,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   }
 
   private async doClose(): Promise<void> {
+    this.wake?.();
     const opening = this.opening;
     if (opening !== undefined) await opening.catch(() => undefined);
     const connection = this.current;
@@ -242,10 +281,103 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.emit('status', { type: 'closed' });
   }
 
-  private async connectAny(): Promise<TransportConnection> {
+  /**
+   * The first connection: every endpoint in turn, again with backoff, until connectTimeout
+   * has passed; then CONNECTION_FAILED.
+   */
+  private async firstConnect(): Promise<TransportConnection> {
+    const deadline = Date.now() + this.config.connectTimeout;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.connectAny(deadline, this.everConnected);
+      } catch (err) {
+        if (err instanceof PostageError && err.code !== ErrorCode.CONNECTION_FAILED) throw err;
+        const delayMs = Math.min(this.backoff(attempt), deadline - Date.now());
+        if (delayMs <= 0) throw err;
+        this.logger.debug('connect failed, retrying', { attempt, delayMs });
+        await this.sleep(delayMs);
+        if (this.closing !== undefined) {
+          throw new ConnectionError(ErrorCode.CLOSED, 'the connection was closed while opening');
+        }
+      }
+    }
+  }
+
+  /**
+   * Recovery after an unexpected close: backoff with jitter, moving through the URL list,
+   * until a connection opens, close() is called or reconnect.maxAttempts runs out.
+   */
+  private async recover(error: PostageError | undefined): Promise<TransportConnection> {
+    this.recovering = true;
+    let lastError = error;
+    try {
+      for (let attempt = 1; attempt <= this.config.reconnect.maxAttempts; attempt++) {
+        const delayMs = this.backoff(attempt);
+        this.emit('status', { type: 'reconnecting', attempt, delayMs, error: lastError });
+        await this.sleep(delayMs);
+        if (this.closing !== undefined) break;
+        try {
+          return await this.connectAny(Date.now() + this.config.connectTimeout, true);
+        } catch (err) {
+          if (err instanceof PostageError && err.code === ErrorCode.CLOSED) throw err;
+          lastError = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'reconnect');
+          this.logger.debug('reconnect attempt failed', { attempt, error: lastError });
+        }
+      }
+    } finally {
+      this.recovering = false;
+    }
+    if (this.closing !== undefined) {
+      throw new ConnectionError(ErrorCode.CLOSED, 'the connection was closed while reconnecting');
+    }
+    const failed = new ConnectionError(
+      ErrorCode.RECONNECT_FAILED,
+      `gave up reconnecting after ${this.config.reconnect.maxAttempts} attempts`,
+      { cause: lastError },
+    );
+    this.emit('status', { type: 'failed', error: failed });
+    this.reportError(failed, 'connection');
+    throw failed;
+  }
+
+  /**
+   * Emits a status. A listener that throws must not undo the connection that was just made
+   * (connectAny would take it for a failed attempt): the error is logged.
+   */
+  private emitStatus(status: ConnectionStatus): void {
+    try {
+      this.emit('status', status);
+    } catch (err) {
+      this.logger.error('a status listener threw', { status: status.type, error: err });
+    }
+  }
+
+  /** The delay before an attempt: initialDelay doubling up to maxDelay, moved by +-jitter. */
+  private backoff(attempt: number): number {
+    const { initialDelay, maxDelay, jitter } = this.config.reconnect;
+    const base = Math.min(maxDelay, initialDelay * 2 ** Math.min(attempt - 1, 30));
+    return Math.max(1, Math.round(base * (1 + jitter * (2 * Math.random() - 1))));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** One pass over the endpoints, starting after the last one that failed. */
+  private async connectAny(deadline: number, recovered: boolean): Promise<TransportConnection> {
     const failures: string[] = [];
     let lastError: unknown;
-    for (const endpoint of this.config.endpoints) {
+    const endpoints = this.config.endpoints;
+    for (let i = 0; i < endpoints.length; i++) {
+      const index = (this.nextEndpoint + i) % endpoints.length;
+      const endpoint = endpoints[index] as Endpoint;
       const transport = this.config.transport ?? transports.get(endpoint.protocol);
       if (transport === undefined) {
         throw new PostageError(
@@ -254,20 +386,27 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         );
       }
       try {
-        const connection = await transport.connect(endpoint, {
-          heartbeat: this.config.heartbeat,
-          connectTimeout: this.config.connectTimeout,
-          connectionName: this.connectionName,
-        });
+        const timeoutMs = Math.max(100, Math.min(this.config.connectTimeout, deadline - Date.now()));
+        const connection = await withTimeout(
+          transport.connect(endpoint, {
+            heartbeat: this.config.heartbeat,
+            connectTimeout: timeoutMs,
+            connectionName: this.connectionName,
+          }),
+          timeoutMs,
+          `connect to ${describeEndpoint(endpoint)}`,
+        );
         if (this.closing !== undefined) {
           await connection.close().catch(() => undefined);
           throw new ConnectionError(ErrorCode.CLOSED, 'the connection was closed while opening');
         }
-        this.attach(connection, endpoint);
+        this.nextEndpoint = index;
+        this.attach(connection, endpoint, recovered);
         return connection;
       } catch (err) {
         if (err instanceof PostageError && err.code === ErrorCode.CLOSED) throw err;
         lastError = err;
+        this.nextEndpoint = (index + 1) % endpoints.length;
         failures.push(`${describeEndpoint(endpoint)}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
@@ -276,7 +415,8 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     });
   }
 
-  private attach(connection: TransportConnection, endpoint: Endpoint): void {
+  private attach(connection: TransportConnection, endpoint: Endpoint, recovered: boolean): void {
+    this.everConnected = true;
     this.current = connection;
     this.currentEndpoint = endpoint;
     this.generation++;
@@ -296,7 +436,16 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       const error =
         err === undefined ? lastError : toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection lost');
       this.logger.warn('connection lost', { endpoint: describeEndpoint(endpoint), error });
+      // The next attempt starts with the next broker of the list.
+      this.nextEndpoint = (this.config.endpoints.indexOf(endpoint) + 1) % this.config.endpoints.length;
       this.emit('status', { type: 'disconnected', endpoint: describeEndpoint(endpoint), error });
+      if (this.closing !== undefined || this.current !== undefined) return;
+      const opening = this.recover(error).finally(() => {
+        if (this.opening === opening) this.opening = undefined;
+      });
+      // Failures reach callers of open() and the 'failed' status; this only keeps them handled.
+      opening.catch(() => undefined);
+      this.opening = opening;
     });
     connection.on('blocked', (reason: string) => {
       this.blockedReason = reason;
@@ -307,6 +456,38 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       this.emit('status', { type: 'unblocked' });
     });
     this.logger.debug('connected', { endpoint: describeEndpoint(endpoint) });
-    this.emit('status', { type: 'connected', endpoint: describeEndpoint(endpoint) });
+    this.emitStatus({ type: 'connected', endpoint: describeEndpoint(endpoint), recovered });
   }
+}
+
+/**
+ * Bounds a connect attempt: a broker that accepts the TCP connection while it boots or stops
+ * may never finish the handshake, and amqplib's own timeout does not cover every phase. A
+ * connection that opens after the deadline is closed.
+ */
+function withTimeout(
+  connecting: Promise<TransportConnection>,
+  ms: number,
+  what: string,
+): Promise<TransportConnection> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new ConnectionError(ErrorCode.CONNECTION_FAILED, `${what}: no handshake within ${ms} ms`));
+    }, ms);
+    connecting.then(
+      (connection) => {
+        clearTimeout(timer);
+        if (late) {
+          connection.on('error', () => undefined);
+          connection.close().catch(() => undefined);
+        } else resolve(connection);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }

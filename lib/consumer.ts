@@ -46,8 +46,17 @@ export type DeliveryHandler = (message: TransportMessage | null, queue: string) 
 
 /** Events of a {@link GenericConsumer}. */
 export interface ConsumerEvents {
-  /** The consuming channel closed while consuming (connection lost, broker error). */
+  /**
+   * Consuming stopped for good: recovery gave up (the connection failed or was closed).
+   */
   lost: [error: PostageError];
+  /**
+   * Consuming was interrupted (connection lost, channel closed by the broker, queue deleted):
+   * recovery started. Unacked deliveries go back to their queue and come again.
+   */
+  interrupted: [error: PostageError];
+  /** Queues, bindings and consumers are back after an interruption. */
+  recovered: [];
   error: [error: PostageError];
 }
 
@@ -60,6 +69,10 @@ interface Binding {
 interface QueueState {
   readonly flags: QueueFlags;
   consumerTag: string | undefined;
+  /** Declared as `''`: the broker names it, again after a reconnect. */
+  readonly serverNamed: boolean;
+  /** Cancelled by the user: not consumed again by recovery. */
+  cancelled: boolean;
 }
 
 /**
@@ -88,6 +101,9 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   #onDelivery: DeliveryHandler | undefined;
   #closed = false;
   #pendingEqk: Eqk;
+  /** The channel each delivery came on: an ack must go to that channel or nowhere. */
+  readonly #deliveredOn = new WeakMap<TransportMessage, TransportChannel>();
+  #recovering: Promise<void> | undefined;
 
   constructor(options: ConsumerOptions & { eqk?: Eqk } = {}) {
     const connection = options.connection ?? new Connection(options);
@@ -153,7 +169,14 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
       this.#bindings.push({ exchange, queue: name, key });
     }
     this.logger.debug('queue bound', { queue: name, exchange: exchange.name, key });
-    if (!this.#queues.has(name)) this.#queues.set(name, { flags: spec.flags, consumerTag: undefined });
+    if (!this.#queues.has(name)) {
+      this.#queues.set(name, {
+        flags: spec.flags,
+        consumerTag: undefined,
+        serverNamed: spec.name === '',
+        cancelled: false,
+      });
+    }
     if (this.#onDelivery !== undefined) await this.#consumeQueue(name);
     return name;
   }
@@ -201,6 +224,19 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     for (const name of this.#queues.keys()) await this.#consumeQueue(name);
   }
 
+  /**
+   * Stops consuming one queue; recovery does not consume it again. Its bindings stay.
+   * Messages in flight can still be acked.
+   */
+  async cancel(queue: string): Promise<void> {
+    const state = this.#queues.get(queue);
+    if (state === undefined) return;
+    state.cancelled = true;
+    const tag = state.consumerTag;
+    state.consumerTag = undefined;
+    if (tag !== undefined) await this.#channel?.cancel(tag).catch(() => undefined);
+  }
+
   /** Cancels every consumer: no new deliveries. Messages in flight can still be acked. */
   async stopConsuming(): Promise<void> {
     this.#onDelivery = undefined;
@@ -214,10 +250,18 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     await Promise.all(tags.map((tag) => channel.cancel(tag).catch(() => undefined)));
   }
 
-  /** Acknowledges a message. A no-op (logged) when its channel is gone: the broker requeues it. */
+  /**
+   * Acknowledges a message on the channel it came on. A no-op (logged) when that channel is
+   * gone: the broker requeues the message (acking it on another channel would ack another).
+   */
   ack(message: TransportMessage): void {
+    const channel = this.#deliveredOn.get(message) ?? this.#channel;
+    if (channel !== this.#channel) {
+      this.logger.debug('ack after the channel closed: the broker redelivers the message');
+      return;
+    }
     try {
-      this.#channel?.ack(message);
+      channel?.ack(message);
     } catch (err) {
       this.logger.debug('ack on a closed channel: the broker will redeliver', { error: err });
     }
@@ -225,8 +269,13 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
 
   /** Rejects a message; without requeue it is dead-lettered (or dropped when the queue has no DLX). */
   reject(message: TransportMessage, requeue = false): void {
+    const channel = this.#deliveredOn.get(message) ?? this.#channel;
+    if (channel !== this.#channel) {
+      this.logger.debug('reject after the channel closed: the broker redelivers the message');
+      return;
+    }
     try {
-      this.#channel?.reject(message, requeue);
+      channel?.reject(message, requeue);
     } catch (err) {
       this.logger.debug('reject on a closed channel: the broker will redeliver', { error: err });
     }
@@ -253,7 +302,9 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     if (this.#closed) return;
     await this.stopConsuming();
     this.#closed = true;
-    const channel = this.#channel ?? (await this.#opening?.catch(() => undefined));
+    // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
+    // close() must not wait for the broker to come back.
+    const channel = this.#channel;
     this.#channel = undefined;
     if (channel !== undefined) await channel.close().catch(() => undefined);
     if (this.#ownsConnection) await this.connection.close();
@@ -276,13 +327,25 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   async #consumeQueue(name: string): Promise<void> {
     const state = this.#queues.get(name);
     const onDelivery = this.#onDelivery;
-    if (state === undefined || state.consumerTag !== undefined || onDelivery === undefined) return;
+    if (state === undefined || state.consumerTag !== undefined || state.cancelled || onDelivery === undefined)
+      return;
     const channel = await this.#getChannel();
     try {
       const { consumerTag } = await channel.consume(
         name,
         (message) => {
-          if (message === null) state.consumerTag = undefined;
+          if (message === null) {
+            state.consumerTag = undefined;
+            // The broker cancelled the consumer (queue deleted, quorum leader moved): the
+            // queue is declared again and consumed again, unless the user cancelled it.
+            if (!state.cancelled && !this.#closed && this.#onDelivery !== undefined) {
+              this.#interrupt(
+                new PostageError(ErrorCode.NOT_FOUND, `the broker cancelled the consumer of queue '${name}'`),
+              );
+            }
+          } else {
+            this.#deliveredOn.set(message, channel);
+          }
           // amqplib closes the channel if this callback throws: it must not.
           try {
             this.#onDelivery?.(message, name);
@@ -316,18 +379,91 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     channel.on('close', () => {
       if (this.#channel !== channel) return;
       this.#channel = undefined;
-      const wasConsuming = [...this.#queues.values()].some((q) => q.consumerTag !== undefined);
       for (const state of this.#queues.values()) state.consumerTag = undefined;
-      if (!this.#closed && wasConsuming) {
-        this.emit(
-          'lost',
+      if (!this.#closed && this.#onDelivery !== undefined) {
+        this.#interrupt(
           lastError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, 'the consuming channel closed'),
         );
       }
     });
     if (this.prefetch > 0) await channel.prefetch(this.prefetch);
+    if (this.#closed) {
+      await channel.close().catch(() => undefined);
+      throw new PostageError(ErrorCode.CLOSED, 'the consumer is closed');
+    }
     this.#channel = channel;
     return channel;
+  }
+
+  /** Starts recovery once; interruptions during a recovery join it. */
+  #interrupt(error: PostageError): void {
+    this.logger.warn('consuming interrupted, recovering', { code: error.code, error: error.message });
+    this.emit('interrupted', error);
+    if (this.#recovering !== undefined) {
+      this.#again = true;
+      return;
+    }
+    this.#recovering = this.#recover().finally(() => {
+      this.#recovering = undefined;
+    });
+  }
+
+  #again = false;
+
+  /**
+   * Declares the queues and bindings again and consumes every queue the user did not cancel,
+   * retrying with backoff until it works, the consumer stops or the connection gives up.
+   */
+  async #recover(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      this.#again = false;
+      if (this.#closed || this.#onDelivery === undefined) return;
+      try {
+        await this.connection.open();
+        await this.#redeclare();
+        for (const name of [...this.#queues.keys()]) await this.#consumeQueue(name);
+        if (this.#again) continue;
+        this.logger.info('consuming recovered', { queues: this.queueNames });
+        this.emit('recovered');
+        return;
+      } catch (err) {
+        const error = toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'recover the consumer');
+        if (this.#closed || this.#onDelivery === undefined) return;
+        if (error.code === ErrorCode.CLOSED || error.code === ErrorCode.RECONNECT_FAILED) {
+          this.emit('lost', error);
+          return;
+        }
+        this.logger.debug('consumer recovery attempt failed', { attempt, error });
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6))));
+      }
+    }
+  }
+
+  /** Declares every queue and binding again (server-named queues get a new name). */
+  async #redeclare(): Promise<void> {
+    const renamed = new Map<string, string>();
+    const queues = new Map<string, QueueState>();
+    for (const [name, state] of this.#queues) {
+      const declared = await this.#declareQueue(state.serverNamed ? '' : name, state.flags);
+      if (declared !== name) renamed.set(name, declared);
+      queues.set(declared, state);
+    }
+    if (renamed.size > 0) {
+      this.#queues.clear();
+      for (const [name, state] of queues) this.#queues.set(name, state);
+      for (let i = 0; i < this.#bindings.length; i++) {
+        const binding = this.#bindings[i] as Binding;
+        const to = renamed.get(binding.queue);
+        if (to !== undefined) this.#bindings[i] = { ...binding, queue: to };
+      }
+    }
+    for (const binding of this.#bindings) {
+      await this.connection.declareExchange(binding.exchange);
+      await this.connection.withTopology(
+        (channel) => channel.bindQueue(binding.queue, binding.exchange.name, binding.key),
+        `bind queue '${binding.queue}' to '${binding.exchange.name}' with '${binding.key}'`,
+      );
+    }
   }
 
   #assertOpen(): void {

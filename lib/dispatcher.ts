@@ -12,7 +12,6 @@ import {
   ErrorCode,
   FilterError,
   PostageError,
-  PublishError,
   RejectMessage,
   ValidationError,
   toPostageError,
@@ -69,8 +68,6 @@ export interface DispatchSettings {
     content: Buffer,
     options: PublishOptions,
   ) => Promise<void>;
-  /** Milliseconds to wait for the confirm of a dead letter or a counted requeue. */
-  readonly confirmTimeout: number;
   /** Reports an error on the processor's `error` event (logged when nobody listens). */
   readonly report: (error: PostageError, context: string) => void;
 }
@@ -497,7 +494,7 @@ export class Dispatcher {
     kind: 'requeue' | 'deadLetter',
   ): Promise<void> {
     try {
-      await this.#confirmed(this.#settings.publish(exchange, routingKey, message.content, options));
+      await this.#settings.publish(exchange, routingKey, message.content, options);
     } catch (err) {
       const what = kind === 'deadLetter' ? 'dead letter' : 'counted requeue';
       this.#settings.report(
@@ -516,27 +513,6 @@ export class Dispatcher {
     this.#settings.consumer.ack(message);
     if (kind === 'deadLetter') this.counts.deadLettered++;
     else this.counts.requeued++;
-  }
-
-  /** The publish's confirm, or a CONFIRM_TIMEOUT error after `confirmTimeout`. */
-  #confirmed(publish: Promise<void>): Promise<void> {
-    const ms = this.#settings.confirmTimeout;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new PublishError(ErrorCode.CONFIRM_TIMEOUT, `no publisher confirm within ${ms} ms`)),
-        ms,
-      );
-      publish.then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
   }
 
   #sendReply(request: TransportMessage, result: unknown): void {

@@ -63,6 +63,10 @@ export const ErrorCode = {
   HANDLER_FAILED: 'HANDLER_FAILED',
   /** A message was delivered the maximum number of times: it is dead-lettered. */
   DELIVERY_LIMIT: 'DELIVERY_LIMIT',
+  /** A publish made while disconnected, with the buffer policy 'fail-fast'. */
+  DISCONNECTED: 'DISCONNECTED',
+  /** The connection gave up reconnecting (reconnect.maxAttempts). */
+  RECONNECT_FAILED: 'RECONNECT_FAILED',
 } as const;
 
 /** A literal union of every error code. */

@@ -4,8 +4,11 @@
  */
 export { ConsoleLogger, LogLevel, getLogger, setLogger } from './logger';
 export {
+  DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_HEARTBEAT,
+  DEFAULT_PUBLISH_BUFFER,
+  DEFAULT_RECONNECT,
   describeEndpoint,
   resolveConnectionConfig,
 } from './config';
@@ -46,7 +49,13 @@ export { MemoryBroker } from './transport/memory';
 export { TestClient } from './testing';
 export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';
 
-export type { ConnectionConfig, ConnectionOptions, Endpoint } from './config';
+export type {
+  ConnectionConfig,
+  ConnectionOptions,
+  Endpoint,
+  PublishBufferOptions,
+  ReconnectOptions,
+} from './config';
 export type { ConnectionEvents, ConnectionStatus } from './connection';
 export type {
   ConsumerEvents,

@@ -231,7 +231,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
         'concurrency must be >= 1, shutdownTimeout >= 0 and confirmTimeout > 0',
       );
     }
-    const publisher = new Publisher(consumer.connection);
+    // Its confirmTimeout bounds every dead letter and counted requeue (buffered time included).
+    const publisher = new Publisher(consumer.connection, { confirmTimeout });
     this.#publisher = publisher;
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
     // One signal shared by every handler in flight: many listeners are expected.
@@ -253,7 +254,6 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       settled: () => this.#afterDispatch(),
       publish: (exchange, routingKey, content, publishOptions) =>
         publisher.publish(exchange, routingKey, content, publishOptions),
-      confirmTimeout,
       report: (error, context) => this.reportError(error, context),
     });
     if (options.hooks !== undefined) this.#dispatcher.hooks.add(options.hooks);

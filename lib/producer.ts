@@ -155,7 +155,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#fingerprintJson = isStockJson(this.encoder) ? JSON.stringify(this.fingerprint) : undefined;
     this.#publisher = new Publisher(this.connection);
-    this.#rpcClient = new RpcClient(this.#publisher, this.encoder, this.logger);
+    this.#rpcClient = new RpcClient(this.#publisher, this.encoder, this.logger, this.connection);
     this[RAW] = this;
     // The constructor returns the Proxy: `new XxxProducer()` has the generated methods too.
     return wrapProducer(this, (name) => this[RAW].#generatedMethod(name));
@@ -333,7 +333,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
     options: RpcOptions,
     timeoutError: RpcTimeoutError,
   ): Promise<RpcResult | string> {
-    return attempt(() => {
+    return attempt((): RpcResult | string | Promise<RpcResult | string> => {
       if (!(message instanceof Message) || message.category !== Category.rpc) {
         throw new PostageError(
           ErrorCode.INVALID_ARGUMENT,
@@ -357,16 +357,17 @@ export class GenericProducer<Commands extends object = NoCommands> {
         properties: this.#properties(exchange, message),
         label,
       };
-      return then(this.#declared(exchange), (): Promise<RpcResult | string> => {
-        if (this.#debug) this.#logPublish(exchange.name, routingKey, message);
-        if (options._queue_only === true) return this.#rpcClient.publishQueueOnly(request, timeout * 1000);
-        return this.#rpcClient.call(request, {
-          timeoutMs: timeout * 1000,
-          maxRetry,
-          mode: this.rpcReplyMode,
-          timeoutError,
-        });
-      });
+      if (this.#debug) this.#logPublish(exchange.name, routingKey, message);
+      if (options._queue_only === true) {
+        return then(this.#declared(exchange), (): Promise<RpcResult | string> =>
+          this.#rpcClient.publishQueueOnly(request, timeout * 1000),
+        );
+      }
+      // Each attempt declares the exchange (again after a reconnect) within the call's timeout.
+      return this.#rpcClient.call(
+        { ...request, definition: exchange },
+        { timeoutMs: timeout * 1000, maxRetry, mode: this.rpcReplyMode, timeoutError },
+      );
     });
   }
 
@@ -466,12 +467,8 @@ export class GenericProducer<Commands extends object = NoCommands> {
   ): Promise<void> {
     const properties = this.#properties(exchange, message);
     if (this.#debug) this.#logPublish(exchange.name, key, message);
-    if (this.connection.isExchangeDeclared(exchange)) {
-      return this.#publisher.publish(exchange.name, key, content, properties);
-    }
-    return this.connection
-      .declareExchange(exchange)
-      .then(() => this.#publisher.publish(exchange.name, key, content, properties));
+    // The publisher declares the exchange (again after a reconnect) before it goes out.
+    return this.#publisher.publish(exchange, key, content, properties);
   }
 
   #declared(exchange: ExchangeDefinition): Promise<void> | void {

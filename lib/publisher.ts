@@ -1,20 +1,63 @@
 /**
  * Publishing with confirms. Every publish returns a promise that settles exactly once: on the
- * broker's ack, or with a typed error (nacked, unroutable, channel closed). Confirms are
- * pipelined: publishes go out back to back and each promise settles when its own confirm comes.
+ * broker's ack, or with a typed error (NACKED, UNROUTABLE, CONFIRM_TIMEOUT, BUFFER_FULL,
+ * DISCONNECTED, CLOSED, or the broker's channel error). Confirms are pipelined: publishes go out
+ * back to back and each promise settles when its own confirm comes.
+ *
+ * At-least-once across a connection loss: a publish whose confirm had not come when the
+ * connection dropped is published again after the reconnection (the broker may then hold it
+ * twice). While the connection is down or blocked, publishes wait in a buffer bounded in
+ * messages and bytes.
  */
+import type { ConnectionStatus } from './connection';
 import type { Connection } from './connection';
+import type { PublishBufferOptions } from './config';
 import { ChannelError, ErrorCode, PostageError, PublishError, toPostageError } from './errors';
+import type { ExchangeDefinition } from './exchange';
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
 
-interface Pending {
-  readonly channel: TransportChannel;
+interface Entry {
+  readonly seq: number;
+  readonly exchange: string;
+  /** Declared (again after a reconnect) before the entry goes out. */
+  readonly definition: ExchangeDefinition | undefined;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly options: PublishOptions;
   readonly resolve: () => void;
   readonly reject: (error: PostageError) => void;
-  readonly exchange: string;
-  readonly routingKey: string;
+  /** RPC requests go out on the channel that holds their reply consumer, never elsewhere. */
+  readonly pinned: boolean;
+  /** The channel of the current attempt; undefined while buffered. */
+  channel: TransportChannel | undefined;
   returned: TransportMessage | undefined;
+  timer: NodeJS.Timeout | undefined;
+  settled: boolean;
 }
+
+/** Publisher settings, from the connection's configuration unless given. */
+export interface PublisherOptions {
+  /** Milliseconds. */
+  confirmTimeout?: number;
+  publishBuffer?: Readonly<PublishBufferOptions>;
+}
+
+/** Codes of a broker refusal that closes the channel: the unconfirmed publishes share its fate. */
+const CHANNEL_EXCEPTIONS = new Set<ErrorCode>([
+  ErrorCode.NOT_FOUND,
+  ErrorCode.PRECONDITION_FAILED,
+  ErrorCode.ACCESS_REFUSED,
+  ErrorCode.RESOURCE_LOCKED,
+  ErrorCode.BROKER_ERROR,
+]);
+
+/** Codes after which waiting longer cannot help: every buffered publish fails with it. */
+const FATAL = new Set<ErrorCode>([
+  ErrorCode.CLOSED,
+  ErrorCode.RECONNECT_FAILED,
+  ErrorCode.CONNECTION_FAILED,
+  ErrorCode.INVALID_CONFIG,
+]);
 
 /**
  * Owns one confirm channel on a {@link Connection} and publishes on it.
@@ -24,21 +67,49 @@ export class Publisher {
   private channel: TransportChannel | undefined;
   private opening: Promise<TransportChannel> | undefined;
   /** Mandatory publishes awaiting their confirm, by message id, to match basic.return. */
-  private readonly returnable = new Map<string, Pending | Pending[]>();
+  private readonly returnable = new Map<string, Entry | Entry[]>();
+  /** Publishes sent and awaiting their confirm. */
+  private readonly outstanding = new Set<Entry>();
+  /** Publishes waiting to go out, oldest first. */
+  private buffer: Entry[] = [];
+  private bufferedBytes = 0;
+  private seq = 0;
+  private pumping = false;
   /** Set while the channel's write buffer is full; publishes wait for 'drain'. */
   private draining: Promise<void> | undefined;
   private closed = false;
+  private readonly confirmTimeout: number;
+  private readonly limits: Readonly<PublishBufferOptions>;
   /**
    * Why a channel closed (e.g. 404 no exchange), for its unconfirmed publishes' errors. Set on
    * 'error', which amqplib emits before it fails the confirm callbacks.
    */
   private readonly closeReasons = new WeakMap<TransportChannel, PostageError>();
+  private readonly onStatus = (status: ConnectionStatus): void => {
+    if (status.type === 'connected' || status.type === 'unblocked') this.pump();
+  };
 
-  constructor(private readonly connection: Connection) {}
+  constructor(
+    private readonly connection: Connection,
+    options: PublisherOptions = {},
+  ) {
+    this.confirmTimeout = options.confirmTimeout ?? connection.config.confirmTimeout;
+    this.limits = options.publishBuffer ?? connection.config.publishBuffer;
+    connection.on('status', this.onStatus);
+  }
 
   /** The open channel, if any (a synchronous fast path). */
   get current(): TransportChannel | undefined {
     return this.channel;
+  }
+
+  /** Publishes waiting in the outage buffer, and awaiting their confirm (for tests and metrics). */
+  get pending(): { buffered: number; bufferedBytes: number; unconfirmed: number } {
+    return {
+      buffered: this.buffer.length,
+      bufferedBytes: this.bufferedBytes,
+      unconfirmed: this.outstanding.size,
+    };
   }
 
   /** Returns the open confirm channel, opening one if needed. */
@@ -52,19 +123,61 @@ export class Publisher {
   }
 
   /**
-   * Publishes on the current channel (opening it if needed).
-   * @returns a promise settled by the broker's confirm
+   * Publishes a message: at once when the channel is ready, otherwise through the buffer.
+   * @param exchange - a name, or a definition that is declared first (again after a reconnect)
+   * @returns a promise settled by the broker's confirm, or rejected with a typed error within
+   *   the confirm timeout
    */
-  publish(exchange: string, routingKey: string, content: Buffer, options: PublishOptions): Promise<void> {
-    const channel = this.channel;
-    if (channel === undefined || this.draining !== undefined) {
-      const ready = channel === undefined ? this.getChannel() : (this.draining as Promise<void>);
-      return ready.then(() => this.publish(exchange, routingKey, content, options));
+  publish(
+    exchange: string | ExchangeDefinition,
+    routingKey: string,
+    content: Buffer,
+    options: PublishOptions,
+  ): Promise<void> {
+    if (this.closed) return Promise.reject(new PostageError(ErrorCode.CLOSED, 'the producer is closed'));
+    if (this.limits.policy === 'fail-fast' && this.connection.isRecovering) {
+      return Promise.reject(
+        new PublishError(ErrorCode.DISCONNECTED, 'the connection is down (publishBuffer policy fail-fast)'),
+      );
     }
-    return this.publishOn(channel, exchange, routingKey, content, options);
+    const definition = typeof exchange === 'string' ? undefined : exchange;
+    const name = typeof exchange === 'string' ? exchange : exchange.name;
+    return new Promise<void>((resolve, reject) => {
+      const entry = this.entry(name, definition, routingKey, content, options, resolve, reject, false);
+      const channel = this.channel;
+      if (
+        channel !== undefined &&
+        this.buffer.length === 0 &&
+        this.draining === undefined &&
+        this.connection.blocked === undefined &&
+        (definition === undefined || this.connection.isExchangeDeclared(definition))
+      ) {
+        this.send(entry, channel);
+        return;
+      }
+      if (
+        this.buffer.length + 1 > this.limits.maxMessages ||
+        this.bufferedBytes + content.length > this.limits.maxBytes
+      ) {
+        this.fail(
+          entry,
+          new PublishError(
+            ErrorCode.BUFFER_FULL,
+            `the publish buffer is full (${this.buffer.length} messages, ${this.bufferedBytes} bytes)`,
+          ),
+        );
+        return;
+      }
+      this.buffer.push(entry);
+      this.bufferedBytes += content.length;
+      this.pump();
+    });
   }
 
-  /** Publishes on a given channel (RPC: the channel that holds the reply consumer). */
+  /**
+   * Publishes on a given channel (RPC: the channel that holds the reply consumer). Not
+   * buffered, not republished: the RPC call retries by its own policy.
+   */
   publishOn(
     channel: TransportChannel,
     exchange: string,
@@ -72,43 +185,165 @@ export class Publisher {
     content: Buffer,
     options: PublishOptions,
   ): Promise<void> {
+    if (this.closed) return Promise.reject(new PostageError(ErrorCode.CLOSED, 'the producer is closed'));
     return new Promise<void>((resolve, reject) => {
-      const pending: Pending = { channel, resolve, reject, exchange, routingKey, returned: undefined };
-      const id = options.mandatory === true ? options.messageId : undefined;
-      if (id !== undefined) this.track(id, pending);
-      let writable: boolean;
-      try {
-        writable = channel.publish(exchange, routingKey, content, options, (err: unknown) =>
-          this.settle(pending, id, err),
-        );
-      } catch (err) {
-        // amqplib throws synchronously on a closed channel or an oversized header table.
-        if (id !== undefined) this.untrack(id, pending);
-        reject(toPostageError(err, ErrorCode.CHANNEL_CLOSED, `publish to '${exchange}'`));
-        return;
-      }
-      if (!writable && this.draining === undefined && channel === this.channel) {
-        this.draining = new Promise<void>((done) => {
-          const release = (): void => {
-            channel.removeListener('drain', release);
-            channel.removeListener('close', release);
-            this.draining = undefined;
-            done();
-          };
-          channel.on('drain', release);
-          channel.on('close', release);
-        });
-      }
+      this.send(
+        this.entry(exchange, undefined, routingKey, content, options, resolve, reject, true),
+        channel,
+      );
     });
   }
 
-  /** Closes the channel; unconfirmed publishes reject with CHANNEL_CLOSED. */
+  /**
+   * Closes: buffered publishes reject with CLOSED, those sent wait for their confirm (each
+   * bounded by the confirm timeout), then the channel closes. Never rejects.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    const channel = this.channel ?? (await this.opening?.catch(() => undefined));
+    this.connection.removeListener('status', this.onStatus);
+    const closing = new PostageError(ErrorCode.CLOSED, 'the producer was closed before the message went out');
+    for (const entry of [...this.buffer]) this.fail(entry, closing);
+    while (this.outstanding.size > 0 && this.channel !== undefined) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const entry of [...this.outstanding]) this.fail(entry, closing);
+    // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
+    // close() must not wait for the broker to come back.
+    const channel = this.channel;
     this.channel = undefined;
     if (channel !== undefined) {
       await channel.close().catch(() => undefined);
+    }
+  }
+
+  private entry(
+    exchange: string,
+    definition: ExchangeDefinition | undefined,
+    routingKey: string,
+    content: Buffer,
+    options: PublishOptions,
+    resolve: () => void,
+    reject: (error: PostageError) => void,
+    pinned: boolean,
+  ): Entry {
+    const entry: Entry = {
+      seq: this.seq++,
+      exchange,
+      definition,
+      routingKey,
+      content,
+      options,
+      resolve,
+      reject,
+      pinned,
+      channel: undefined,
+      returned: undefined,
+      timer: undefined,
+      settled: false,
+    };
+    entry.timer = setTimeout(() => {
+      this.fail(
+        entry,
+        new PublishError(
+          ErrorCode.CONFIRM_TIMEOUT,
+          `publish to exchange '${exchange}' with key '${routingKey}': no confirm within ${this.confirmTimeout} ms`,
+        ),
+      );
+    }, this.confirmTimeout);
+    return entry;
+  }
+
+  /** Sends buffered publishes in order while a channel is ready; waits (never spins) otherwise. */
+  private pump(): void {
+    if (this.pumping || this.buffer.length === 0) return;
+    this.pumping = true;
+    void this.drainBuffer().finally(() => {
+      this.pumping = false;
+      // Entries may have come back (a channel lost meanwhile) after the loop's last check.
+      if (this.buffer.length > 0 && this.channel !== undefined && this.connection.blocked === undefined)
+        this.pump();
+    });
+  }
+
+  private async drainBuffer(): Promise<void> {
+    while (this.buffer.length > 0 && !this.closed) {
+      // Blocked by an alarm: the status listener pumps again on 'unblocked'.
+      if (this.connection.blocked !== undefined) return;
+      let channel: TransportChannel;
+      try {
+        channel = await this.getChannel();
+      } catch (err) {
+        const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'open the publishing channel');
+        if (FATAL.has(error.code)) {
+          for (const entry of [...this.buffer]) this.fail(entry, error);
+          return;
+        }
+        await delay(50);
+        continue;
+      }
+      if (this.draining !== undefined) {
+        await this.draining;
+        continue;
+      }
+      const entry = this.buffer[0] as Entry;
+      const definition = entry.definition;
+      if (definition !== undefined && !this.connection.isExchangeDeclared(definition)) {
+        try {
+          await this.connection.declareExchange(definition);
+        } catch (err) {
+          const error = toPostageError(err, ErrorCode.BROKER_ERROR, `declare exchange '${definition.name}'`);
+          if (FATAL.has(error.code)) {
+            for (const e of [...this.buffer]) this.fail(e, error);
+            return;
+          }
+          if (CHANNEL_EXCEPTIONS.has(error.code)) this.fail(entry, error);
+          else await delay(50);
+          continue;
+        }
+        // Declared: send it now (the channel may have changed meanwhile: check again).
+        if (this.buffer[0] !== entry || this.channel === undefined) continue;
+        channel = this.channel;
+      }
+      if (this.channel !== channel) continue;
+      this.buffer.shift();
+      this.bufferedBytes -= entry.content.length;
+      this.send(entry, channel);
+    }
+  }
+
+  private send(entry: Entry, channel: TransportChannel): void {
+    entry.channel = channel;
+    this.outstanding.add(entry);
+    const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
+    if (id !== undefined) this.track(id, entry);
+    let writable: boolean;
+    try {
+      writable = channel.publish(
+        entry.exchange,
+        entry.routingKey,
+        entry.content,
+        entry.options,
+        (err: unknown) => this.onConfirm(entry, channel, err),
+      );
+    } catch (err) {
+      // amqplib throws synchronously on a closed channel or an oversized header table.
+      const error = toPostageError(err, ErrorCode.CHANNEL_CLOSED, `publish to '${entry.exchange}'`);
+      if (error.code === ErrorCode.CHANNEL_CLOSED && !entry.pinned) this.requeue([entry]);
+      else this.fail(entry, error);
+      return;
+    }
+    if (!writable && this.draining === undefined && channel === this.channel) {
+      this.draining = new Promise<void>((done) => {
+        const release = (): void => {
+          channel.removeListener('drain', release);
+          channel.removeListener('close', release);
+          this.draining = undefined;
+          done();
+        };
+        channel.on('drain', release);
+        channel.on('close', release);
+      });
     }
   }
 
@@ -123,6 +358,14 @@ export class Publisher {
     channel.on('return', (message: TransportMessage) => this.onReturn(message));
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
+      // Whatever amqplib did with the confirm callbacks, every publish of this channel settles
+      // or goes back to the buffer.
+      setImmediate(() => {
+        for (const entry of [...this.outstanding]) {
+          if (entry.channel === channel) this.onConfirm(entry, channel, new Error('channel closed'));
+        }
+        this.pump();
+      });
     });
     if (this.closed) {
       await channel.close().catch(() => undefined);
@@ -132,72 +375,119 @@ export class Publisher {
     return channel;
   }
 
-  private settle(pending: Pending, id: string | undefined, err: unknown): void {
-    if (id !== undefined) this.untrack(id, pending);
-    if (err !== null && err !== undefined) {
-      pending.reject(this.confirmError(pending, err));
-    } else if (pending.returned !== undefined) {
-      const { replyCode, replyText } = pending.returned.fields;
-      pending.reject(
-        new PublishError(
-          ErrorCode.UNROUTABLE,
-          `no queue is bound to exchange '${pending.exchange}' with routing key '${pending.routingKey}' ` +
-            `(${replyCode ?? 312} ${replyText ?? 'NO_ROUTE'})`,
-        ),
+  private onConfirm(entry: Entry, channel: TransportChannel, err: unknown): void {
+    if (entry.settled || entry.channel !== channel) return;
+    const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
+    if (id !== undefined) this.untrack(id, entry);
+    this.outstanding.delete(entry);
+    if (err === null || err === undefined) {
+      if (entry.returned !== undefined) {
+        const { replyCode, replyText } = entry.returned.fields;
+        this.fail(
+          entry,
+          new PublishError(
+            ErrorCode.UNROUTABLE,
+            `no queue is bound to exchange '${entry.exchange}' with routing key '${entry.routingKey}' ` +
+              `(${replyCode ?? 312} ${replyText ?? 'NO_ROUTE'})`,
+          ),
+        );
+      } else {
+        entry.settled = true;
+        clearTimeout(entry.timer);
+        entry.resolve();
+      }
+      return;
+    }
+    const text = err instanceof Error ? err.message : String(err);
+    const where = `publish to exchange '${entry.exchange}' with key '${entry.routingKey}'`;
+    if (/nack/i.test(text)) {
+      this.fail(entry, new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`));
+      return;
+    }
+    const reason = this.closeReasons.get(channel);
+    if (reason instanceof ChannelError && CHANNEL_EXCEPTIONS.has(reason.code)) {
+      this.fail(
+        entry,
+        new ChannelError(reason.code, `${where}: ${reason.message}`, {
+          cause: reason,
+          replyCode: reason.replyCode ?? 0,
+        }),
       );
+      return;
+    }
+    // The connection (or channel) went away before the confirm: the broker may or may not
+    // have the message. Publish it again (at-least-once), unless it is an RPC request.
+    if (entry.pinned || this.closed) {
+      this.fail(entry, reason ?? toPostageError(err, ErrorCode.CHANNEL_CLOSED, where));
     } else {
-      pending.resolve();
+      this.requeue([entry]);
     }
   }
 
-  private confirmError(pending: Pending, err: unknown): PostageError {
-    const text = err instanceof Error ? err.message : String(err);
-    const where = `publish to exchange '${pending.exchange}' with key '${pending.routingKey}'`;
-    if (/nack/i.test(text))
-      return new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`);
-    const reason = this.closeReasons.get(pending.channel);
-    if (reason !== undefined) {
-      return reason instanceof ChannelError && reason.code !== ErrorCode.CHANNEL_CLOSED
-        ? new ChannelError(reason.code, `${where}: ${reason.message}`, {
-            cause: reason,
-            replyCode: reason.replyCode ?? 0,
-          })
-        : new ChannelError(ErrorCode.CHANNEL_CLOSED, `${where}: ${reason.message}`, { cause: reason });
+  /** Puts publishes back at the head of the buffer, in their original order. */
+  private requeue(entries: Entry[]): void {
+    for (const entry of entries) {
+      entry.channel = undefined;
+      entry.returned = undefined;
+      this.bufferedBytes += entry.content.length;
+      let at = 0;
+      while (at < this.buffer.length && (this.buffer[at] as Entry).seq < entry.seq) at++;
+      this.buffer.splice(at, 0, entry);
     }
-    return toPostageError(err, ErrorCode.CHANNEL_CLOSED, where);
+  }
+
+  private fail(entry: Entry, error: PostageError): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    clearTimeout(entry.timer);
+    if (entry.channel === undefined) {
+      const at = this.buffer.indexOf(entry);
+      if (at >= 0) {
+        this.buffer.splice(at, 1);
+        this.bufferedBytes -= entry.content.length;
+      }
+    }
+    this.outstanding.delete(entry);
+    const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
+    if (id !== undefined) this.untrack(id, entry);
+    entry.reject(error);
   }
 
   private onReturn(message: TransportMessage): void {
     const id = message.properties.messageId;
     if (id === undefined) return;
-    const entry = this.returnable.get(id);
-    if (entry === undefined) return;
-    const pending = Array.isArray(entry)
-      ? entry.find(
+    const tracked = this.returnable.get(id);
+    if (tracked === undefined) return;
+    const entry = Array.isArray(tracked)
+      ? tracked.find(
           (p) =>
             p.returned === undefined &&
             p.exchange === message.fields.exchange &&
             p.routingKey === message.fields.routingKey,
         )
-      : entry;
-    if (pending !== undefined) pending.returned = message;
+      : tracked;
+    if (entry !== undefined) entry.returned = message;
   }
 
-  private track(id: string, pending: Pending): void {
-    const entry = this.returnable.get(id);
-    if (entry === undefined) this.returnable.set(id, pending);
-    else if (Array.isArray(entry)) entry.push(pending);
-    else this.returnable.set(id, [entry, pending]);
+  private track(id: string, entry: Entry): void {
+    const tracked = this.returnable.get(id);
+    if (tracked === undefined) this.returnable.set(id, entry);
+    else if (Array.isArray(tracked)) tracked.push(entry);
+    else this.returnable.set(id, [tracked, entry]);
   }
 
-  private untrack(id: string, pending: Pending): void {
-    const entry = this.returnable.get(id);
-    if (entry === pending) {
+  private untrack(id: string, entry: Entry): void {
+    const tracked = this.returnable.get(id);
+    if (tracked === entry) {
       this.returnable.delete(id);
-    } else if (Array.isArray(entry)) {
-      const rest = entry.filter((p) => p !== pending);
+    } else if (Array.isArray(tracked)) {
+      const rest = tracked.filter((p) => p !== entry);
       if (rest.length === 0) this.returnable.delete(id);
-      else this.returnable.set(id, rest.length === 1 ? (rest[0] as Pending) : rest);
+      else this.returnable.set(id, rest.length === 1 ? (rest[0] as Entry) : rest);
     }
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

@@ -8,6 +8,7 @@
  */
 import { v4 as uuid } from 'uuid';
 
+import type { Connection } from './connection';
 import type { Encoder } from './encoder';
 import {
   ConnectionError,
@@ -17,6 +18,7 @@ import {
   ValidationError,
   toPostageError,
 } from './errors';
+import type { ExchangeDefinition } from './exchange';
 import type { Logger } from './logger';
 import { MessageResultError, localFailure, resultFromBody, type RpcResult } from './message';
 import type { Publisher } from './publisher';
@@ -38,6 +40,8 @@ export interface RpcRequest {
   readonly properties: PublishOptions;
   /** What the call is, for messages: e.g. `rpc 'echo'`. */
   readonly label: string;
+  /** Declared before each attempt when not declared on the current connection. */
+  readonly definition?: ExchangeDefinition;
 }
 
 /** Timing of one call. */
@@ -77,6 +81,7 @@ export class RpcClient {
     private readonly publisher: Publisher,
     private readonly encoder: Encoder,
     private readonly logger: Logger,
+    private readonly connection?: Connection,
   ) {}
 
   /** Calls in flight (for tests and metrics). */
@@ -128,7 +133,16 @@ export class RpcClient {
       // per-call mode: one private queue for the call, kept across its retries, so a late
       // reply to attempt 1 still answers it.
       let privateQueue: Promise<{ channel: TransportChannel; queue: string }> | undefined;
-      const send = (): Promise<void> => {
+      const send = async (): Promise<void> => {
+        const definition = request.definition;
+        if (
+          definition !== undefined &&
+          this.connection !== undefined &&
+          !this.connection.isExchangeDeclared(definition)
+        ) {
+          await this.connection.declareExchange(definition);
+        }
+        if (settled) return;
         if (options.mode === 'direct') return this.sendDirect(request, correlationId, options.timeoutMs);
         privateQueue ??= this.openPrivateQueue(correlationId, call, (release) => {
           if (settled) release();

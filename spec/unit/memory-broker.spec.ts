@@ -107,7 +107,8 @@ describe('in-process broker', () => {
     class P extends GenericProducer<{ x: void }> {
       static override eks = [[ex, 'k']] as const;
     }
-    const producer = P.create({ url: `memory://${name}` });
+    // The first connection is retried with backoff until connectTimeout runs out.
+    const producer = P.create({ url: `memory://${name}`, connectTimeout: 300 });
     await expect(producer.message_x()).rejects.toMatchObject({ code: ErrorCode.CONNECTION_FAILED });
     await producer.close();
   });

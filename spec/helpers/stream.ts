@@ -1,0 +1,79 @@
+/**
+ * The load of a fault test: a producer publishing numbered messages (at most `window` awaiting
+ * their confirm) and a processor counting what it receives, with a fault injected on the way.
+ */
+import {
+  GenericProducer,
+  MessageHandler,
+  MessageProcessor,
+  type ConnectionOptions,
+  type ExchangeDefinition,
+  type QueueFlags,
+} from '../../lib';
+import type { JepsenCounter } from './jepsen';
+
+/** A processor that counts the numbers it receives. */
+export class CountingProcessor extends MessageProcessor {
+  counter: JepsenCounter | undefined;
+  @MessageHandler('command', 'n') n(content: { parameters: number }) {
+    this.counter?.receive(content.parameters);
+  }
+}
+
+/** A durable direct exchange with a unique name. */
+export function durableExchange(name: string): ExchangeDefinition {
+  return { name, exchange_type: 'direct', passive: false, durable: true, auto_delete: false };
+}
+
+/** A producer of numbers to `exchange` with key `n`. */
+export function numbersProducer(exchange: ExchangeDefinition, options: ConnectionOptions) {
+  class Numbers extends GenericProducer<{ n: number }> {
+    static override eks = [[exchange, 'n']] as const;
+  }
+  return Numbers.create(options);
+}
+
+/** Starts a counting processor on `queue` bound to `exchange` with key `n`. */
+export async function countingProcessor(
+  counter: JepsenCounter,
+  exchange: ExchangeDefinition,
+  queue: string,
+  flags: QueueFlags,
+  options: ConnectionOptions & { prefetch?: number },
+): Promise<CountingProcessor> {
+  const processor = new CountingProcessor({ ...options, eqk: [[exchange, [[{ name: queue, flags }, 'n']]]] });
+  processor.counter = counter;
+  await processor.start();
+  return processor;
+}
+
+/**
+ * Publishes for `durationMs`, running `fault` once after `faultAfterMs` (not awaited by the
+ * publishing loop), then waits for every publish to settle and for the fault to finish.
+ */
+export async function publishThrough(
+  producer: { message_n(n: number): Promise<void> },
+  counter: JepsenCounter,
+  options: { durationMs: number; faultAfterMs: number; fault: () => Promise<void>; window?: number },
+): Promise<void> {
+  const window = options.window ?? 50;
+  const inFlight = new Set<Promise<void>>();
+  const t0 = Date.now();
+  let fault: Promise<void> | undefined;
+  while (Date.now() - t0 < options.durationMs) {
+    if (fault === undefined && Date.now() - t0 >= options.faultAfterMs) fault = options.fault();
+    const n = counter.produce();
+    const p: Promise<void> = producer
+      .message_n(n)
+      .then(
+        () => counter.confirm(n),
+        (err: unknown) => counter.fail(err),
+      )
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    if (inFlight.size >= window) await Promise.race(inFlight);
+    else if (counter.produced % 20 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(inFlight);
+  await fault;
+}

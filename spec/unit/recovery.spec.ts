@@ -1,0 +1,205 @@
+/**
+ * Recovery on the in-process broker (no RabbitMQ, deterministic): status events, re-declared
+ * queues and runtime bindings, re-consumed consumers except cancelled ones, the outage buffer
+ * and its policies. spec/faults runs the same story against real RabbitMQ nodes.
+ */
+import {
+  Connection,
+  ErrorCode,
+  GenericConsumer,
+  GenericProducer,
+  MemoryBroker,
+  type ConnectionStatus,
+  type ExchangeDefinition,
+} from '../../lib';
+import type { TransportMessage } from '../../lib/transport/types';
+
+let n = 0;
+const brokerName = (): string => `recovery-${process.pid}-${++n}`;
+const ex: ExchangeDefinition = {
+  name: 'rx',
+  exchange_type: 'direct',
+  passive: false,
+  durable: true,
+  auto_delete: false,
+};
+
+class P extends GenericProducer<{ a: number; b: number }> {
+  static override eks = [[ex, 'a']] as const;
+}
+
+async function until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!predicate()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('recovery (in-process broker)', () => {
+  afterAll(() => MemoryBroker.resetAll());
+
+  test('recovery - a lost connection reconnects: disconnected, reconnecting, connected {recovered: true}', async () => {
+    const name = brokerName();
+    const connection = new Connection({ url: `memory://${name}` });
+    const statuses: ConnectionStatus[] = [];
+    connection.on('status', (s) => statuses.push(s));
+    await connection.open();
+    MemoryBroker.named(name).closeAllConnections();
+    await until(() => connection.isOpen);
+    expect(statuses.map((s) => s.type)).toEqual(['connected', 'disconnected', 'reconnecting', 'connected']);
+    expect(statuses[3]).toMatchObject({ type: 'connected', recovered: true });
+    expect(statuses[2]).toMatchObject({ type: 'reconnecting', attempt: 1 });
+    await connection.close();
+  });
+
+  test('recovery - gives up after reconnect.maxAttempts with status failed and RECONNECT_FAILED', async () => {
+    const name = brokerName();
+    const connection = new Connection({
+      url: `memory://${name}`,
+      connectTimeout: 200,
+      reconnect: { maxAttempts: 2, initialDelay: 5, maxDelay: 10 },
+    });
+    const statuses: string[] = [];
+    connection.on('status', (s) => statuses.push(s.type));
+    connection.on('error', () => undefined);
+    await connection.open();
+    const broker = MemoryBroker.named(name);
+    broker.unreachable = true;
+    broker.closeAllConnections();
+    await until(() => statuses.includes('failed'));
+    await expect(connection.open()).rejects.toMatchObject({ code: ErrorCode.CONNECTION_FAILED });
+    expect(statuses).toEqual(['connected', 'disconnected', 'reconnecting', 'reconnecting', 'failed']);
+    await connection.close();
+  });
+
+  test('recovery - a consumer re-declares queues and runtime bindings and consumes again, except cancelled queues', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const url = `memory://${name}`;
+    const consumer = new GenericConsumer({ url, eqk: [[ex, [['q1', 'a']]]] });
+    const got: string[] = [];
+    const events: string[] = [];
+    consumer.on('interrupted', () => events.push('interrupted'));
+    consumer.on('recovered', () => events.push('recovered'));
+    consumer.on('lost', (e) => events.push(`lost ${e.code}`));
+    await consumer.startConsuming((message: TransportMessage | null, queue) => {
+      if (message === null) return;
+      got.push(`${queue}:${message.content.toString()}`);
+      consumer.ack(message);
+    });
+    await consumer.queueBind(ex, 'q2', 'b');
+    await consumer.queueBind(ex, 'q3', 'a');
+    await consumer.queueUnbind(ex, 'q3', 'a');
+    await consumer.cancel('q1');
+    // A restart drops non-durable queues and their bindings: recovery must make them again.
+    broker.restart();
+    await until(() => events.includes('recovered')).catch(() => {
+      throw new Error(`not recovered: ${events.join(', ')}`);
+    });
+    expect(broker.queue('q2')).toMatchObject({ consumers: 1 });
+    expect(broker.queue('q1')).toMatchObject({ consumers: 0 });
+    const producer = P.create({ url });
+    await producer.message_a(1);
+    await producer.message_b(2, { _key: 'b' });
+    await until(() => got.length >= 1);
+    await broker.idle();
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatch(/^q2:/);
+    expect(broker.queue('q1')?.messages).toBe(1);
+    expect(broker.queue('q3')?.messages ?? 0).toBe(0);
+    expect(events).toEqual(['interrupted', 'recovered']);
+    await producer.close();
+    await consumer.close();
+  });
+
+  test('recovery - publishes during an outage wait in the buffer and are confirmed after the reconnection', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const url = `memory://${name}`;
+    const consumer = new GenericConsumer({
+      url,
+      eqk: [[{ ...ex }, [[{ name: 'bq', flags: { durable: true } }, 'a']]]],
+    });
+    await consumer.startConsuming(() => undefined);
+    const producer = P.create({ url, reconnect: { initialDelay: 200, maxDelay: 200 } });
+    await producer.message_a(0);
+    broker.closeAllConnections();
+    const during = Array.from({ length: 10 }, (_, i) => producer.message_a(i + 1));
+    await expect(Promise.all(during)).resolves.toHaveLength(10);
+    await broker.idle();
+    await producer.close();
+    await consumer.close();
+  });
+
+  test('recovery - fail-fast rejects with DISCONNECTED while reconnecting; a full buffer with BUFFER_FULL', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const url = `memory://${name}`;
+    const consumer = new GenericConsumer({ url, eqk: [[ex, [['fq', 'a']]]] });
+    await consumer.startConsuming(() => undefined);
+    const fast = P.create({
+      url,
+      publishBuffer: { policy: 'fail-fast' },
+      reconnect: { initialDelay: 500, maxDelay: 500 },
+    });
+    const small = P.create({
+      url,
+      publishBuffer: { maxMessages: 2 },
+      reconnect: { initialDelay: 500, maxDelay: 500 },
+    });
+    await fast.message_a(0);
+    await small.message_a(0);
+    broker.closeAllConnections();
+    await expect(fast.message_a(1)).rejects.toMatchObject({ code: ErrorCode.DISCONNECTED });
+    const buffered = [small.message_a(1), small.message_a(2)];
+    await expect(small.message_a(3)).rejects.toMatchObject({ code: ErrorCode.BUFFER_FULL });
+    await expect(Promise.all(buffered)).resolves.toHaveLength(2);
+    await fast.close();
+    await small.close();
+    await consumer.close();
+  });
+
+  test('recovery - a publish held by a broker alarm rejects with CONFIRM_TIMEOUT after confirmTimeout', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const url = `memory://${name}`;
+    const consumer = new GenericConsumer({ url, eqk: [[ex, [['tq', 'a']]]] });
+    await consumer.startConsuming(() => undefined);
+    const producer = P.create({ url, confirmTimeout: 200 });
+    await producer.message_a(0);
+    broker.setAlarm('memory');
+    await expect(producer.message_a(1)).rejects.toMatchObject({ code: ErrorCode.CONFIRM_TIMEOUT });
+    broker.setAlarm(undefined);
+    await expect(producer.message_a(2)).resolves.toBeUndefined();
+    await producer.close();
+    await consumer.close();
+  });
+
+  test('recovery - close() rejects buffered publishes with CLOSED and never hangs', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const url = `memory://${name}`;
+    const producer = P.create({ url });
+    await producer.message_a(0).catch(() => undefined);
+    broker.unreachable = true;
+    broker.closeAllConnections();
+    const pending = producer.message_a(1);
+    await producer.close();
+    await expect(pending).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  test('recovery - a consumer closed while its broker is unreachable closes at once', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const consumer = new GenericConsumer({ url: `memory://${name}`, eqk: [[ex, [['cq', 'a']]]] });
+    const events: string[] = [];
+    consumer.on('interrupted', () => events.push('interrupted'));
+    await consumer.startConsuming(() => undefined);
+    broker.unreachable = true;
+    broker.closeAllConnections();
+    await until(() => events.includes('interrupted'));
+    await expect(consumer.close()).resolves.toBeUndefined();
+    expect(consumer.connection.isClosed).toBe(true);
+  });
+});
