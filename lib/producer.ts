@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { ConnectionOptions } from './config';
 import { Connection } from './connection';
-import { JsonEncoder, encodeEnvelopeJson, jsonEncoder, type Encoder } from './encoder';
+import { CONTENT_HANDED_OVER, JsonEncoder, encodeEnvelopeJson, jsonEncoder, type Encoder } from './encoder';
 import { ErrorCode, PostageError, RpcTimeoutError, ValidationError } from './errors';
 import { Exchange, type ExchangeDefinition, type ExchangeKey } from './exchange';
 import { Fingerprint, fingerprintDict, type FingerprintLike } from './fingerprint';
@@ -433,12 +433,14 @@ export class GenericProducer<Commands extends object = NoCommands> {
   }
 
   #properties(exchange: ExchangeDefinition, message: Message<unknown> | undefined): PublishOptions {
-    const properties: PublishOptions = {
+    const properties: PublishOptions & { [CONTENT_HANDED_OVER]: boolean } = {
       contentType: this.encoder.contentType,
       messageId: randomUUID(),
       // Persistent for durable exchanges, so a broker restart does not lose queued messages.
       deliveryMode: exchange.durable ? 2 : 1,
       mandatory: true,
+      // The stock JSON encoder returns a new buffer per message, which nothing writes to again.
+      [CONTENT_HANDED_OVER]: this.#fingerprintJson !== undefined,
     };
     if (message !== undefined && typeof message.type === 'string') properties.type = message.type;
     return properties;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
+import { CONTENT_HANDED_OVER } from '../../encoder';
 import { getLogger } from '../../logger';
 import type {
   ConfirmCallback,
@@ -54,6 +55,8 @@ type OutboxItem =
   | { readonly kind: 'reply'; readonly consumer: ReplyConsumer; readonly message: Stored };
 
 type Outcome = 'ack' | 'requeue' | 'dead-letter';
+
+type HandedOver = PublishOptions & { [CONTENT_HANDED_OVER]?: boolean };
 
 /**
  * A channel on a {@link MemoryConnection}, with amqplib's API and RabbitMQ's behaviour:
@@ -279,8 +282,9 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
       seq = ++this.publishSeq;
       this.unconfirmed.set(seq, callback);
     }
-    // Copy now: the caller may reuse its buffer once publish returns, as with a socket write.
-    const body = Buffer.from(content);
+    // Copy now: the caller may reuse its buffer once publish returns, as with a socket write;
+    // a postage producer hands over a buffer it just encoded and never touches again.
+    const body = (options as HandedOver)[CONTENT_HANDED_OVER] === true ? content : Buffer.from(content);
     if (this.connection.blocked !== undefined) {
       // RabbitMQ stops reading a blocked connection: nothing is routed or confirmed until it clears.
       this.connection.hold(() => {
