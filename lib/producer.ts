@@ -280,13 +280,17 @@ export class GenericProducer<Commands extends object = NoCommands> {
     if (name.startsWith('message_') && name.length > 'message_'.length) {
       const command = name.slice('message_'.length);
       const builderKey = `build_message_${command}`;
-      method = (...args: unknown[]) =>
-        attempt(() => {
+      // No closure per call on this path (one send per message, so allocations count).
+      method = (...args: unknown[]) => {
+        try {
           const [values, options] = splitControl(args, SEND_KEYS, name);
-          return then(this.#build('message', command, values, builderKey), (message) =>
-            this.#doSend(message, options),
-          );
-        });
+          const built = this.#build('message', command, values, builderKey);
+          if (built instanceof Promise) return built.then((message) => this.#doSend(message, options));
+          return this.#doSend(built, options);
+        } catch (err) {
+          return Promise.reject(asError(err));
+        }
+      };
     } else if (name.startsWith('rpc_') && name.length > 'rpc_'.length) {
       const command = name.slice('rpc_'.length);
       const builderKey = `build_rpc_${command}`;
@@ -321,11 +325,13 @@ export class GenericProducer<Commands extends object = NoCommands> {
     if (!(message instanceof Message)) {
       return Promise.reject(new PostageError(ErrorCode.INVALID_ARGUMENT, 'send() needs a Message'));
     }
-    return attempt(() => {
+    try {
       const targets = this.#targets(options);
       this.#stamp(message);
       return this.#publishAll(targets, this.#encodeBody(message.body), message);
-    });
+    } catch (err) {
+      return Promise.reject(asError(err));
+    }
   }
 
   #doCall(
@@ -505,8 +511,16 @@ export function splitControl(
 ): [unknown[], RpcOptions] {
   const last = args[args.length - 1];
   if (!isPlainObject(last)) return [args as unknown[], NO_OPTIONS];
+  // Most calls end with data (e.g. the parameters object): its first key says so, without
+  // listing all of them.
+  let any = false;
+  for (const key in last) {
+    if (!Object.hasOwn(last, key)) continue;
+    if (key.charCodeAt(0) !== 95 /* _ */) return [args as unknown[], NO_OPTIONS];
+    any = true;
+  }
+  if (!any) return [args as unknown[], NO_OPTIONS];
   const keys = Object.keys(last);
-  if (keys.length === 0 || !keys.every((k) => k.startsWith('_'))) return [args as unknown[], NO_OPTIONS];
   const unknown = keys.filter((k) => !allowed.has(k));
   if (unknown.length > 0) {
     throw new PostageError(
@@ -554,8 +568,12 @@ function attempt<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(fn());
   } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    return Promise.reject(asError(err));
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** Continues synchronously when `value` is not a promise (the hot path), else chains. */

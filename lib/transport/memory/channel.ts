@@ -740,32 +740,27 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 }
 
-const PROPERTY_KEYS = [
-  'contentType',
-  'contentEncoding',
-  'headers',
-  'deliveryMode',
-  'priority',
-  'correlationId',
-  'replyTo',
-  'expiration',
-  'messageId',
-  'timestamp',
-  'type',
-  'userId',
-  'appId',
-] as const;
-
-/** The basic properties of a publish (flags dropped, `persistent` as deliveryMode 2). */
+/**
+ * The basic properties of a publish (flags dropped, `persistent` as deliveryMode 2), in AMQP's
+ * property order. Named reads, not a loop over the keys: this runs once per publish.
+ */
 function toProperties(options: PublishOptions): MessageProperties {
-  const properties: Record<string, unknown> = {};
-  for (const key of PROPERTY_KEYS) {
-    const value = options[key];
-    if (value !== undefined) properties[key] = key === 'headers' ? { ...(value as object) } : value;
-  }
-  if (options.persistent === true) properties['deliveryMode'] = 2;
-  if (properties['expiration'] !== undefined) properties['expiration'] = String(properties['expiration']);
-  return properties as MessageProperties;
+  const p: MessageProperties = {};
+  if (options.contentType !== undefined) p.contentType = options.contentType;
+  if (options.contentEncoding !== undefined) p.contentEncoding = options.contentEncoding;
+  if (options.headers !== undefined) p.headers = { ...options.headers };
+  if (options.deliveryMode !== undefined) p.deliveryMode = options.deliveryMode;
+  if (options.priority !== undefined) p.priority = options.priority;
+  if (options.correlationId !== undefined) p.correlationId = options.correlationId;
+  if (options.replyTo !== undefined) p.replyTo = options.replyTo;
+  if (options.expiration !== undefined) p.expiration = String(options.expiration);
+  if (options.messageId !== undefined) p.messageId = options.messageId;
+  if (options.timestamp !== undefined) p.timestamp = options.timestamp;
+  if (options.type !== undefined) p.type = options.type;
+  if (options.userId !== undefined) p.userId = options.userId;
+  if (options.appId !== undefined) p.appId = options.appId;
+  if (options.persistent === true) p.deliveryMode = 2;
+  return p;
 }
 
 function stored(
