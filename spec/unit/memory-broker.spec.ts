@@ -103,6 +103,38 @@ describe('in-process broker', () => {
     await connection.close();
   });
 
+  test('memory broker - publishes held by an alarm and one made as it clears keep their order and confirms', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const connection = await memoryTransport.connect(
+      { protocol: 'memory', host: name, port: 0, vhost: '/', user: '', password: '' },
+      { heartbeat: 0, connectTimeout: 0, connectionName: 'unit' },
+    );
+    const ch = await connection.createConfirmChannel();
+    await ch.assertQueue('order-q', { durable: false });
+    const confirmed: string[] = [];
+    const send = (body: string): Promise<void> =>
+      new Promise((resolve) =>
+        ch.publish('', 'order-q', Buffer.from(body), {}, (err) => {
+          confirmed.push(`${body}:${err === null ? 'ack' : 'nack'}`);
+          resolve();
+        }),
+      );
+    broker.setAlarm('memory');
+    const held = [send('held-1'), send('held-2')];
+    let late: Promise<void> | undefined;
+    connection.on('unblocked', () => (late = send('on-unblocked')));
+    broker.setAlarm(undefined);
+    await Promise.all([...held, late]);
+    expect(broker.peek('order-q').map((m) => m.content.toString())).toEqual([
+      'held-1',
+      'held-2',
+      'on-unblocked',
+    ]);
+    expect(confirmed).toEqual(['held-1:ack', 'held-2:ack', 'on-unblocked:ack']);
+    await connection.close();
+  });
+
   test('memory broker - an unreachable broker fails the connection with CONNECTION_FAILED', async () => {
     const name = brokerName();
     MemoryBroker.named(name).unreachable = true;

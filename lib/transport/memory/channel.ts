@@ -28,6 +28,7 @@ import {
   type MethodName,
 } from './errors';
 import { EXCHANGE_TYPES, MemoryExchange, type ExchangeType } from './exchange';
+import { Deque } from './deque';
 import { parseExpiration, type Consumer, type ConsumerHost, type MemoryQueue, type Stored } from './queue';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -48,8 +49,12 @@ interface Unacked {
   readonly consumer: Consumer | undefined;
 }
 
+/**
+ * What the channel sends the client, in order. A confirm is a bare number, the publish sequence
+ * number (negative for a nack): there is one per publish, and an object each is garbage.
+ */
 type OutboxItem =
-  | { readonly kind: 'confirm'; readonly seq: number; readonly nack: boolean }
+  | number
   | { readonly kind: 'return'; readonly message: TransportMessage }
   | { readonly kind: 'fail'; readonly exception: AmqpException }
   | { readonly kind: 'reply'; readonly consumer: ReplyConsumer; readonly message: Stored };
@@ -72,7 +77,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   private readonly consumers = new Map<string, Consumer>();
   private replyConsumer: ReplyConsumer | undefined;
   private readonly unacked = new Map<number, Unacked>();
-  private readonly unconfirmed = new Map<number, ConfirmCallback | undefined>();
+  /**
+   * Callbacks of the publishes not yet confirmed, oldest first: the broker confirms a channel's
+   * publishes in order, so the head is always the next one (sequence number `confirmedSeq + 1`).
+   */
+  private readonly unconfirmed = new Deque<ConfirmCallback | undefined>();
+  private confirmedSeq = 0;
   private outbox: OutboxItem[] = [];
   private deliveryTag = 0;
   private publishSeq = 0;
@@ -280,12 +290,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     let seq = 0;
     if (this.confirm) {
       seq = ++this.publishSeq;
-      this.unconfirmed.set(seq, callback);
+      this.unconfirmed.push(callback);
     }
     // Copy now: the caller may reuse its buffer once publish returns, as with a socket write;
     // a postage producer hands over a buffer it just encoded and never touches again.
     const body = (options as HandedOver)[CONTENT_HANDED_OVER] === true ? content : Buffer.from(content);
-    if (this.connection.blocked !== undefined) {
+    if (this.connection.blocked !== undefined || this.connection.holding) {
       // RabbitMQ stops reading a blocked connection: nothing is routed or confirmed until it clears.
       this.connection.hold(() => {
         if (!this.closed) this.route(seq, exchange, routingKey, body, options);
@@ -435,14 +445,13 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
       this.outbox = [];
       for (let i = 0; i < items.length; i++) {
         const item = items[i] as OutboxItem;
+        if (typeof item === 'number') {
+          const nack = item < 0;
+          this.confirmThrough(nack ? -item : item, nack);
+          if (this.closed) return;
+          continue;
+        }
         switch (item.kind) {
-          case 'confirm': {
-            const callback = this.unconfirmed.get(item.seq);
-            this.unconfirmed.delete(item.seq);
-            if (callback !== undefined)
-              this.invokeConfirm(callback, item.nack ? new Error('message nacked') : null);
-            break;
-          }
           case 'return':
             this.emit('return', item.message);
             break;
@@ -545,7 +554,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
         },
       });
     }
-    if (this.confirm) this.push({ kind: 'confirm', seq, nack: refused });
+    if (this.confirm) this.push(refused ? -seq : seq);
   }
 
   private observePublish(
@@ -611,6 +620,18 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     }
   }
 
+  /**
+   * Confirms the publishes up to `seq`, as a basic.ack/nack with `multiple`. Publishes are routed
+   * in order, so this is always exactly the oldest unconfirmed one.
+   */
+  private confirmThrough(seq: number, nack: boolean): void {
+    while (this.confirmedSeq < seq && this.unconfirmed.length > 0) {
+      const callback = this.unconfirmed.shift();
+      this.confirmedSeq++;
+      if (callback !== undefined) this.invokeConfirm(callback, nack ? new Error('message nacked') : null);
+    }
+  }
+
   private push(item: OutboxItem): void {
     this.outbox.push(item);
     this.broker.scheduleChannel(this);
@@ -660,9 +681,9 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   private failUnconfirmed(): void {
-    if (this.unconfirmed.size === 0) return;
-    const callbacks = [...this.unconfirmed.values()];
-    this.unconfirmed.clear();
+    if (this.unconfirmed.length === 0) return;
+    const callbacks = this.unconfirmed.drain();
+    this.confirmedSeq = this.publishSeq;
     const error = new Error('channel closed');
     for (const callback of callbacks) if (callback !== undefined) this.invokeConfirm(callback, error);
   }
