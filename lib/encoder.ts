@@ -65,6 +65,8 @@ interface Head {
 }
 
 const MAX_HEADS = 8;
+/** Characters; longer texts are parsed whole. */
+const MAX_FAST_TEXT = 16_384;
 /** A miss tries to learn its head only every so often, so that foreign traffic costs little. */
 const LEARN_EVERY = 16;
 
@@ -85,7 +87,9 @@ class EnvelopeHeads {
 
   parse(text: string): unknown {
     const heads = this.#heads;
-    for (let i = 0; i < heads.length; i++) {
+    // A large body gains nothing worth two more scans and a copy of its text.
+    const count = text.length <= MAX_FAST_TEXT ? heads.length : 0;
+    for (let i = 0; i < count; i++) {
       const head = heads[i] as Head;
       if (!text.startsWith(head.prefix)) continue;
       const at = head.prefix.length;

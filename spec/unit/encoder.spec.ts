@@ -74,6 +74,7 @@ describe('encoder', () => {
         known.slice(0, -1) + ',"content":{"p":"\\u00e9"},"type":"status"}',
         known.replace('"content":', '"a":1,"content":'),
         JSON.stringify(envelope(0), null, 1),
+        JSON.stringify(envelope(0, { content: { big: 'x'.repeat(20_000) } })),
         JSON.stringify({ ...envelope(0), fingerprint: { name: 1, nested: { a: 'b' } } }),
         JSON.stringify([envelope(0)]),
         '"just a string"',
