@@ -49,6 +49,22 @@ describe('envelope encode fast path', () => {
     }
   });
 
+  it('envelope encode - producers with different fingerprints sending the same command, interleaved', () => {
+    const a = Object.freeze(new Fingerprint('a', 'application').asDict());
+    const b = Object.freeze(new Fingerprint('b', 'application').asDict());
+    for (let i = 0; i < 50; i++) {
+      for (const [fp, version] of [
+        [a, '2'],
+        [b, '2'],
+        [b, '3'],
+      ] as const) {
+        const body = stamped(new MessageCommand('same', { i }), fp);
+        body['version'] = version;
+        expect(encodeEnvelopeJson(body, fp, JSON.stringify(fp))?.toString('utf8')).toBe(JSON.stringify(body));
+      }
+    }
+  });
+
   it('envelope encode - falls back (undefined) for bodies it cannot reproduce exactly', () => {
     const other = { name: 'x' };
     const extraKey = { ...stamped(new MessageCommand('a'), fingerprint), extra: 1 };
