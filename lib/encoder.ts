@@ -40,102 +40,16 @@ export class JsonEncoder implements Encoder {
     return Buffer.from(text, 'utf8');
   }
 
-  readonly #heads = new EnvelopeHeads();
-
   decode(data: Buffer): unknown {
     try {
       // toString() without arguments is Buffer's UTF-8 fast path (no encoding lookup).
-      return this.#heads.parse(data.toString());
+      return JSON.parse(data.toString());
     } catch (cause) {
       throw new ValidationError(
         ErrorCode.DECODE_FAILED,
         `body is not valid JSON (${data.length} bytes): ${describe(cause)}`,
         { cause },
       );
-    }
-  }
-}
-
-/** A known envelope beginning: its text up to the end of the fingerprint, and that fingerprint. */
-interface Head {
-  readonly prefix: string;
-  /** The prefix with the fingerprint's value replaced by `0`. */
-  readonly stub: string;
-  readonly fingerprint: Readonly<Record<string, string>>;
-}
-
-const MAX_HEADS = 8;
-/** Characters; longer texts are parsed whole. */
-const MAX_FAST_TEXT = 16_384;
-/** A miss tries to learn its head only every so often, so that foreign traffic costs little. */
-const LEARN_EVERY = 16;
-
-/**
- * Parses JSON, and envelopes faster: every message of a producer begins with the same text up to
- * the end of its fingerprint (`{"type":…,"name":…,"category":…,"version":…,"fingerprint":{…}`).
- * For a known beginning only the rest is parsed (with `0` standing in for the fingerprint) and the
- * fingerprint is a copy of the one parsed before: a third less text to parse, six strings fewer
- * to allocate. The result is what JSON.parse returns for the whole text: the beginning is matched
- * exactly, JSON is read left to right, and a text that mentions "fingerprint" again after it is
- * parsed whole (a repeated key would change the value).
- */
-class EnvelopeHeads {
-  readonly #heads: Head[] = [];
-  #replace = 0;
-  /** Starts one short of LEARN_EVERY: the first message is learned from. */
-  #misses = LEARN_EVERY - 1;
-
-  parse(text: string): unknown {
-    const heads = this.#heads;
-    // A large body gains nothing worth two more scans and a copy of its text.
-    const count = text.length <= MAX_FAST_TEXT ? heads.length : 0;
-    for (let i = 0; i < count; i++) {
-      const head = heads[i] as Head;
-      if (!text.startsWith(head.prefix)) continue;
-      const at = head.prefix.length;
-      // A later key "fingerprint" (possibly written with \u escapes) would replace the value.
-      if (text.indexOf('"fingerprint"', at) !== -1 || text.indexOf('\\u', at) !== -1) break;
-      let body: Record<string, unknown>;
-      try {
-        body = JSON.parse(head.stub + text.slice(at)) as Record<string, unknown>;
-      } catch {
-        break; // parsed whole below, for JSON.parse's own error message
-      }
-      body['fingerprint'] = { ...head.fingerprint };
-      return body;
-    }
-    const value: unknown = JSON.parse(text);
-    if (++this.#misses >= LEARN_EVERY) {
-      this.#misses = 0;
-      this.#learn(text, value);
-    }
-    return value;
-  }
-
-  #learn(text: string, value: unknown): void {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
-    const body = value as Record<string, unknown>;
-    const { type, name, category, version, fingerprint } = body;
-    if (typeof type !== 'string' || typeof category !== 'string' || typeof version !== 'string') return;
-    if (typeof name !== 'string' && name !== null) return;
-    if (typeof fingerprint !== 'object' || fingerprint === null || Array.isArray(fingerprint)) return;
-    const copy: Record<string, string> = {};
-    let count = 0;
-    for (const [key, v] of Object.entries(fingerprint)) {
-      if (typeof v !== 'string' || ++count > 32) return;
-      copy[key] = v;
-    }
-    const start =
-      `{"type":${JSON.stringify(type)},"name":${JSON.stringify(name)},"category":${JSON.stringify(category)},` +
-      `"version":${JSON.stringify(version)},"fingerprint":`;
-    const prefix = start + JSON.stringify(copy);
-    // Only the exact text JSON.stringify writes, keys in this order, with nothing in between.
-    if (!text.startsWith(prefix) || this.#heads.some((h) => h.prefix === prefix)) return;
-    const head: Head = { prefix, stub: `${start}0`, fingerprint: copy };
-    if (this.#heads.length < MAX_HEADS) this.#heads.push(head);
-    else {
-      this.#heads[this.#replace] = head;
-      this.#replace = (this.#replace + 1) % MAX_HEADS;
     }
   }
 }
