@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { ConnectionOptions } from './config';
 import { Connection } from './connection';
-import { JsonEncoder, encodeEnvelopeJson, jsonEncoder, type Encoder } from './encoder';
+import { CONTENT_HANDED_OVER, JsonEncoder, encodeEnvelopeJson, jsonEncoder, type Encoder } from './encoder';
 import { ErrorCode, PostageError, RpcTimeoutError, ValidationError } from './errors';
 import { Exchange, type ExchangeDefinition, type ExchangeKey } from './exchange';
 import { Fingerprint, fingerprintDict, type FingerprintLike } from './fingerprint';
@@ -280,13 +280,17 @@ export class GenericProducer<Commands extends object = NoCommands> {
     if (name.startsWith('message_') && name.length > 'message_'.length) {
       const command = name.slice('message_'.length);
       const builderKey = `build_message_${command}`;
-      method = (...args: unknown[]) =>
-        attempt(() => {
+      // No closure per call on this path (one send per message, so allocations count).
+      method = (...args: unknown[]) => {
+        try {
           const [values, options] = splitControl(args, SEND_KEYS, name);
-          return then(this.#build('message', command, values, builderKey), (message) =>
-            this.#doSend(message, options),
-          );
-        });
+          const built = this.#build('message', command, values, builderKey);
+          if (built instanceof Promise) return built.then((message) => this.#doSend(message, options));
+          return this.#doSend(built, options);
+        } catch (err) {
+          return Promise.reject(asError(err));
+        }
+      };
     } else if (name.startsWith('rpc_') && name.length > 'rpc_'.length) {
       const command = name.slice('rpc_'.length);
       const builderKey = `build_rpc_${command}`;
@@ -321,11 +325,13 @@ export class GenericProducer<Commands extends object = NoCommands> {
     if (!(message instanceof Message)) {
       return Promise.reject(new PostageError(ErrorCode.INVALID_ARGUMENT, 'send() needs a Message'));
     }
-    return attempt(() => {
+    try {
       const targets = this.#targets(options);
       this.#stamp(message);
       return this.#publishAll(targets, this.#encodeBody(message.body), message);
-    });
+    } catch (err) {
+      return Promise.reject(asError(err));
+    }
   }
 
   #doCall(
@@ -434,12 +440,14 @@ export class GenericProducer<Commands extends object = NoCommands> {
   }
 
   #properties(exchange: ExchangeDefinition, message: Message<unknown> | undefined): PublishOptions {
-    const properties: PublishOptions = {
+    const properties: PublishOptions & { [CONTENT_HANDED_OVER]: boolean } = {
       contentType: this.encoder.contentType,
       messageId: randomUUID(),
       // Persistent for durable exchanges, so a broker restart does not lose queued messages.
       deliveryMode: exchange.durable ? 2 : 1,
       mandatory: true,
+      // The stock JSON encoder returns a new buffer per message, which nothing writes to again.
+      [CONTENT_HANDED_OVER]: this.#fingerprintJson !== undefined,
     };
     if (message !== undefined && typeof message.type === 'string') properties.type = message.type;
     return properties;
@@ -500,8 +508,16 @@ export function splitControl(
 ): [unknown[], RpcOptions] {
   const last = args[args.length - 1];
   if (!isPlainObject(last)) return [args as unknown[], NO_OPTIONS];
+  // Most calls end with data (e.g. the parameters object): its first key says so, without
+  // listing all of them.
+  let any = false;
+  for (const key in last) {
+    if (!Object.hasOwn(last, key)) continue;
+    if (key.charCodeAt(0) !== 95 /* _ */) return [args as unknown[], NO_OPTIONS];
+    any = true;
+  }
+  if (!any) return [args as unknown[], NO_OPTIONS];
   const keys = Object.keys(last);
-  if (keys.length === 0 || !keys.every((k) => k.startsWith('_'))) return [args as unknown[], NO_OPTIONS];
   const unknown = keys.filter((k) => !allowed.has(k));
   if (unknown.length > 0) {
     throw new PostageError(
@@ -549,8 +565,12 @@ function attempt<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(fn());
   } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    return Promise.reject(asError(err));
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** Continues synchronously when `value` is not a promise (the hot path), else chains. */

@@ -26,6 +26,45 @@ describe('envelope encode fast path', () => {
     }
   });
 
+  it('envelope encode - the same bytes for any _reserved, name and type, past the string cache', () => {
+    const hidden = {};
+    Object.defineProperty(hidden, 'toJSON', { value: () => ({ from: 'toJSON' }), enumerable: false });
+    const reserved: unknown[] = [{}, { trace: 'abc', n: [1] }, hidden, Object.create(null) as object];
+    for (const value of reserved) {
+      const body = stamped(new MessageCommand('echo', { a: 1 }), fingerprint);
+      body['_reserved'] = value;
+      expect(encodeEnvelopeJson(body, fingerprint, fingerprintJson)?.toString('utf8')).toBe(
+        JSON.stringify(body),
+      );
+    }
+    // More distinct strings than the quoted-string cache holds, some long, some to be escaped.
+    for (let i = 0; i < 2_500; i++) {
+      const name = i % 7 === 0 ? `long-${'x'.repeat(80)}-${i}` : `name "${i}" \u2028 ${'é'.repeat(i % 3)}`;
+      const message = new Message({ type: `type-${i % 1_500}`, name, category: 'message' });
+      const body = stamped(message, fingerprint);
+      body['version'] = `v${i % 2_000}`;
+      expect(encodeEnvelopeJson(body, fingerprint, fingerprintJson)?.toString('utf8')).toBe(
+        JSON.stringify(body),
+      );
+    }
+  });
+
+  it('envelope encode - producers with different fingerprints sending the same command, interleaved', () => {
+    const a = Object.freeze(new Fingerprint('a', 'application').asDict());
+    const b = Object.freeze(new Fingerprint('b', 'application').asDict());
+    for (let i = 0; i < 50; i++) {
+      for (const [fp, version] of [
+        [a, '2'],
+        [b, '2'],
+        [b, '3'],
+      ] as const) {
+        const body = stamped(new MessageCommand('same', { i }), fp);
+        body['version'] = version;
+        expect(encodeEnvelopeJson(body, fp, JSON.stringify(fp))?.toString('utf8')).toBe(JSON.stringify(body));
+      }
+    }
+  });
+
   it('envelope encode - falls back (undefined) for bodies it cannot reproduce exactly', () => {
     const other = { name: 'x' };
     const extraKey = { ...stamped(new MessageCommand('a'), fingerprint), extra: 1 };

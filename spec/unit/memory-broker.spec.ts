@@ -8,7 +8,9 @@ import {
   GenericProducer,
   MemoryBroker,
   type ConnectionStatus,
+  type Encoder,
   type ExchangeDefinition,
+  type MessageBody,
 } from '../../lib';
 import { Deque } from '../../lib/transport/memory/deque';
 import { headersMatch, topicMatches } from '../../lib/transport/memory/exchange';
@@ -101,6 +103,38 @@ describe('in-process broker', () => {
     await connection.close();
   });
 
+  test('memory broker - publishes held by an alarm and one made as it clears keep their order and confirms', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const connection = await memoryTransport.connect(
+      { protocol: 'memory', host: name, port: 0, vhost: '/', user: '', password: '' },
+      { heartbeat: 0, connectTimeout: 0, connectionName: 'unit' },
+    );
+    const ch = await connection.createConfirmChannel();
+    await ch.assertQueue('order-q', { durable: false });
+    const confirmed: string[] = [];
+    const send = (body: string): Promise<void> =>
+      new Promise((resolve) =>
+        ch.publish('', 'order-q', Buffer.from(body), {}, (err) => {
+          confirmed.push(`${body}:${err === null ? 'ack' : 'nack'}`);
+          resolve();
+        }),
+      );
+    broker.setAlarm('memory');
+    const held = [send('held-1'), send('held-2')];
+    let late: Promise<void> | undefined;
+    connection.on('unblocked', () => (late = send('on-unblocked')));
+    broker.setAlarm(undefined);
+    await Promise.all([...held, late]);
+    expect(broker.peek('order-q').map((m) => m.content.toString())).toEqual([
+      'held-1',
+      'held-2',
+      'on-unblocked',
+    ]);
+    expect(confirmed).toEqual(['held-1:ack', 'held-2:ack', 'on-unblocked:ack']);
+    await connection.close();
+  });
+
   test('memory broker - an unreachable broker fails the connection with CONNECTION_FAILED', async () => {
     const name = brokerName();
     MemoryBroker.named(name).unreachable = true;
@@ -183,6 +217,56 @@ describe('in-process broker', () => {
     });
     const ch2 = await open(brokerName());
     await expect(ch2.assertQueue('ttl', { messageTtl: -1 })).rejects.toMatchObject({ code: 406 });
+  });
+
+  test('memory broker - changing a buffer after publish changes nothing that was sent', async () => {
+    const name = brokerName();
+    const ch = await open(name, true);
+    await ch.assertQueue('q', { durable: false });
+    const content = Buffer.from('original');
+    const confirmed = new Promise((resolve) => ch.publish('', 'q', content, {}, resolve));
+    content.write('mutated!');
+    await confirmed;
+    expect(
+      MemoryBroker.named(name)
+        .peek('q')
+        .map((m) => m.content.toString()),
+    ).toEqual(['original']);
+    const consumer = await open(name);
+    const received = new Promise<TransportMessage>((resolve) =>
+      consumer.consume('q', (m) => m !== null && resolve(m), { noAck: true }),
+    );
+    expect((await received).content.toString()).toBe('original');
+  });
+
+  test('memory broker - a producer whose encoder reuses its buffer still sends what it encoded', async () => {
+    const name = brokerName();
+    const shared = Buffer.alloc(4096);
+    // A legal encoder that writes every message into the same memory.
+    const encoder: Encoder = {
+      contentType: 'application/json',
+      encode: (value) => shared.subarray(0, shared.write(JSON.stringify(value))),
+      decode: (data) => JSON.parse(data.toString()) as unknown,
+    };
+    const q: ExchangeDefinition = { ...ex, name: 'reuse-ex' };
+    class P extends GenericProducer<{ x: string }> {
+      static override eks = [[q, 'k']] as const;
+    }
+    const ch = await open(name);
+    await ch.assertExchange('reuse-ex', 'direct', { durable: true });
+    await ch.assertQueue('reuse-q', { durable: false });
+    await ch.bindQueue('reuse-q', 'reuse-ex', 'k');
+    for (const options of [{ encoder }, {}]) {
+      const producer = P.create({ url: `memory://${name}`, ...options });
+      await producer.message_x('first');
+      await producer.message_x('second, longer');
+      await producer.close();
+    }
+    const sent = MemoryBroker.named(name).peek('reuse-q');
+    const texts = sent.map((m) => (JSON.parse(m.content.toString()) as MessageBody).content['parameters']);
+    expect(texts).toEqual(['first', 'second, longer', 'first', 'second, longer']);
+    // The hand-over marker is not a message property.
+    for (const m of sent) expect(Object.getOwnPropertySymbols(m.properties)).toEqual([]);
   });
 
   test('memory broker - topic and headers matching rules', () => {

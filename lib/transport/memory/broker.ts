@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import type { MessageProperties } from '../types';
 import { AmqpException } from './errors';
-import { MemoryExchange } from './exchange';
+import { MemoryExchange, type Binding } from './exchange';
 import type { ReplyConsumer } from './channel';
 import type { MemoryConnection } from './connection';
 import { MemoryQueue, type DeathReason, type QueueHost, type QueueSettings, type Stored } from './queue';
@@ -290,13 +290,19 @@ export class MemoryBroker implements QueueHost {
     exchange: MemoryExchange,
     routingKey: string,
     headers: Record<string, unknown> | undefined,
-  ): MemoryQueue[] {
+  ): readonly MemoryQueue[] {
     if (exchange.name === '') {
       const queue = this.queues.get(routingKey);
       return queue === undefined ? [] : [queue];
     }
+    const bindings = exchange.route(routingKey, headers);
+    if (bindings.length === 1) {
+      // The common case (one binding to one queue): no array per message.
+      const only = bindings[0] as Binding;
+      if (only.destination instanceof MemoryQueue) return (only.alone ??= [only.destination]);
+    }
     const out: MemoryQueue[] = [];
-    this.collect(exchange, routingKey, headers, out, undefined);
+    this.collect(exchange, routingKey, headers, out, undefined, bindings);
     return out;
   }
 
@@ -401,8 +407,8 @@ export class MemoryBroker implements QueueHost {
     headers: Record<string, unknown> | undefined,
     out: MemoryQueue[],
     seen: Set<MemoryExchange> | undefined,
+    bindings: readonly Binding[] = exchange.route(routingKey, headers),
   ): void {
-    const bindings = exchange.route(routingKey, headers);
     const before = out.length;
     for (let i = 0; i < bindings.length; i++) {
       const destination = (bindings[i] as (typeof bindings)[number]).destination;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
+import { CONTENT_HANDED_OVER } from '../../encoder';
 import { getLogger } from '../../logger';
 import type {
   ConfirmCallback,
@@ -27,6 +28,7 @@ import {
   type MethodName,
 } from './errors';
 import { EXCHANGE_TYPES, MemoryExchange, type ExchangeType } from './exchange';
+import { Deque } from './deque';
 import { parseExpiration, type Consumer, type ConsumerHost, type MemoryQueue, type Stored } from './queue';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -47,13 +49,19 @@ interface Unacked {
   readonly consumer: Consumer | undefined;
 }
 
+/**
+ * What the channel sends the client, in order. A confirm is a bare number, the publish sequence
+ * number (negative for a nack): there is one per publish, and an object each is garbage.
+ */
 type OutboxItem =
-  | { readonly kind: 'confirm'; readonly seq: number; readonly nack: boolean }
+  | number
   | { readonly kind: 'return'; readonly message: TransportMessage }
   | { readonly kind: 'fail'; readonly exception: AmqpException }
   | { readonly kind: 'reply'; readonly consumer: ReplyConsumer; readonly message: Stored };
 
 type Outcome = 'ack' | 'requeue' | 'dead-letter';
+
+type HandedOver = PublishOptions & { [CONTENT_HANDED_OVER]?: boolean };
 
 /**
  * A channel on a {@link MemoryConnection}, with amqplib's API and RabbitMQ's behaviour:
@@ -69,7 +77,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   private readonly consumers = new Map<string, Consumer>();
   private replyConsumer: ReplyConsumer | undefined;
   private readonly unacked = new Map<number, Unacked>();
-  private readonly unconfirmed = new Map<number, ConfirmCallback | undefined>();
+  /**
+   * Callbacks of the publishes not yet confirmed, oldest first: the broker confirms a channel's
+   * publishes in order, so the head is always the next one (sequence number `confirmedSeq + 1`).
+   */
+  private readonly unconfirmed = new Deque<ConfirmCallback | undefined>();
+  private confirmedSeq = 0;
   private outbox: OutboxItem[] = [];
   private deliveryTag = 0;
   private publishSeq = 0;
@@ -277,11 +290,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     let seq = 0;
     if (this.confirm) {
       seq = ++this.publishSeq;
-      this.unconfirmed.set(seq, callback);
+      this.unconfirmed.push(callback);
     }
-    // Copy now: the caller may reuse its buffer once publish returns, as with a socket write.
-    const body = Buffer.from(content);
-    if (this.connection.blocked !== undefined) {
+    // Copy now: the caller may reuse its buffer once publish returns, as with a socket write;
+    // a postage producer hands over a buffer it just encoded and never touches again.
+    const body = (options as HandedOver)[CONTENT_HANDED_OVER] === true ? content : Buffer.from(content);
+    if (this.connection.blocked !== undefined || this.connection.holding) {
       // RabbitMQ stops reading a blocked connection: nothing is routed or confirmed until it clears.
       this.connection.hold(() => {
         if (!this.closed) this.route(seq, exchange, routingKey, body, options);
@@ -431,14 +445,13 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
       this.outbox = [];
       for (let i = 0; i < items.length; i++) {
         const item = items[i] as OutboxItem;
+        if (typeof item === 'number') {
+          const nack = item < 0;
+          this.confirmThrough(nack ? -item : item, nack);
+          if (this.closed) return;
+          continue;
+        }
         switch (item.kind) {
-          case 'confirm': {
-            const callback = this.unconfirmed.get(item.seq);
-            this.unconfirmed.delete(item.seq);
-            if (callback !== undefined)
-              this.invokeConfirm(callback, item.nack ? new Error('message nacked') : null);
-            break;
-          }
           case 'return':
             this.emit('return', item.message);
             break;
@@ -541,7 +554,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
         },
       });
     }
-    if (this.confirm) this.push({ kind: 'confirm', seq, nack: refused });
+    if (this.confirm) this.push(refused ? -seq : seq);
   }
 
   private observePublish(
@@ -607,6 +620,18 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     }
   }
 
+  /**
+   * Confirms the publishes up to `seq`, as a basic.ack/nack with `multiple`. Publishes are routed
+   * in order, so this is always exactly the oldest unconfirmed one.
+   */
+  private confirmThrough(seq: number, nack: boolean): void {
+    while (this.confirmedSeq < seq && this.unconfirmed.length > 0) {
+      const callback = this.unconfirmed.shift();
+      this.confirmedSeq++;
+      if (callback !== undefined) this.invokeConfirm(callback, nack ? new Error('message nacked') : null);
+    }
+  }
+
   private push(item: OutboxItem): void {
     this.outbox.push(item);
     this.broker.scheduleChannel(this);
@@ -656,9 +681,9 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   private failUnconfirmed(): void {
-    if (this.unconfirmed.size === 0) return;
-    const callbacks = [...this.unconfirmed.values()];
-    this.unconfirmed.clear();
+    if (this.unconfirmed.length === 0) return;
+    const callbacks = this.unconfirmed.drain();
+    this.confirmedSeq = this.publishSeq;
     const error = new Error('channel closed');
     for (const callback of callbacks) if (callback !== undefined) this.invokeConfirm(callback, error);
   }
@@ -736,32 +761,27 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 }
 
-const PROPERTY_KEYS = [
-  'contentType',
-  'contentEncoding',
-  'headers',
-  'deliveryMode',
-  'priority',
-  'correlationId',
-  'replyTo',
-  'expiration',
-  'messageId',
-  'timestamp',
-  'type',
-  'userId',
-  'appId',
-] as const;
-
-/** The basic properties of a publish (flags dropped, `persistent` as deliveryMode 2). */
+/**
+ * The basic properties of a publish (flags dropped, `persistent` as deliveryMode 2), in AMQP's
+ * property order. Named reads, not a loop over the keys: this runs once per publish.
+ */
 function toProperties(options: PublishOptions): MessageProperties {
-  const properties: Record<string, unknown> = {};
-  for (const key of PROPERTY_KEYS) {
-    const value = options[key];
-    if (value !== undefined) properties[key] = key === 'headers' ? { ...(value as object) } : value;
-  }
-  if (options.persistent === true) properties['deliveryMode'] = 2;
-  if (properties['expiration'] !== undefined) properties['expiration'] = String(properties['expiration']);
-  return properties as MessageProperties;
+  const p: MessageProperties = {};
+  if (options.contentType !== undefined) p.contentType = options.contentType;
+  if (options.contentEncoding !== undefined) p.contentEncoding = options.contentEncoding;
+  if (options.headers !== undefined) p.headers = { ...options.headers };
+  if (options.deliveryMode !== undefined) p.deliveryMode = options.deliveryMode;
+  if (options.priority !== undefined) p.priority = options.priority;
+  if (options.correlationId !== undefined) p.correlationId = options.correlationId;
+  if (options.replyTo !== undefined) p.replyTo = options.replyTo;
+  if (options.expiration !== undefined) p.expiration = String(options.expiration);
+  if (options.messageId !== undefined) p.messageId = options.messageId;
+  if (options.timestamp !== undefined) p.timestamp = options.timestamp;
+  if (options.type !== undefined) p.type = options.type;
+  if (options.userId !== undefined) p.userId = options.userId;
+  if (options.appId !== undefined) p.appId = options.appId;
+  if (options.persistent === true) p.deliveryMode = 2;
+  return p;
 }
 
 function stored(

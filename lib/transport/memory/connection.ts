@@ -68,6 +68,15 @@ export class MemoryConnection extends EventEmitter implements TransportConnectio
     for (const publish of this.held.splice(0)) publish();
   }
 
+  /**
+   * @internal Publishes are still held (the alarm just cleared and they have not run yet): a new
+   * publish, e.g. from an 'unblocked' listener, waits behind them so that a channel's publishes
+   * are routed, and confirmed, in order.
+   */
+  get holding(): boolean {
+    return this.held.length > 0;
+  }
+
   /** @internal Holds a publish until the alarm clears. */
   hold(publish: () => void): void {
     this.held.push(publish);

@@ -12,6 +12,8 @@ export interface Binding {
   readonly args: Readonly<Record<string, unknown>>;
   /** Pre-compiled matcher for topic and headers exchanges. */
   readonly matches: (routingKey: string, headers: Record<string, unknown> | undefined) => boolean;
+  /** `[destination]` when it is a queue, made once: the route of a message that follows only this binding. */
+  alone?: readonly MemoryQueue[];
 }
 
 /**
