@@ -64,3 +64,56 @@ describe('publish fast path (unit)', () => {
     await producer.close();
   });
 });
+
+describe('publish ledger (unit)', () => {
+  function ledgerSetup(confirmTimeout?: number) {
+    const transport = new FakeTransport();
+    const producer = FastProducer.create({
+      transport,
+      fingerprint: new Fingerprint('tester', 'unit', { pid: 1, host: 'h', user: 'u', vhost: '/' }),
+      ...(confirmTimeout === undefined ? {} : { confirmTimeout }),
+    });
+    return { transport, producer };
+  }
+
+  it('publish ledger - among many in flight, only the returned publishes fail UNROUTABLE, the others resolve', async () => {
+    const { transport, producer } = ledgerSetup();
+    transport.unroutableKeys.add('nowhere');
+    await producer.message_note('warm-up');
+    transport.confirmMode = 'manual';
+    const outcomes = Array.from({ length: 30 }, (_, i) =>
+      producer.message_note(`n${i}`, { _key: i % 7 === 3 ? 'nowhere' : 'fast-rk' }).then(
+        () => 'ok',
+        (err: { code?: string }) => err.code,
+      ),
+    );
+    await new Promise((r) => setImmediate(r));
+    for (const channel of transport.channels) channel.release();
+    const settled = await Promise.all(outcomes);
+    expect(settled).toEqual(Array.from({ length: 30 }, (_, i) => (i % 7 === 3 ? 'UNROUTABLE' : 'ok')));
+    await producer.close();
+  });
+
+  it('publish ledger - each publish left without a confirm fails CONFIRM_TIMEOUT; later ones still resolve', async () => {
+    const { transport, producer } = ledgerSetup(80);
+    await producer.message_note('warm-up');
+    transport.confirmMode = 'manual';
+    const first = Array.from({ length: 5 }, (_, i) =>
+      producer.message_note(`a${i}`).catch((err: { code?: string }) => err.code),
+    );
+    await new Promise((r) => setTimeout(r, 40));
+    let secondSettled = 0;
+    const second = Array.from({ length: 5 }, (_, i) =>
+      producer
+        .message_note(`b${i}`)
+        .catch((err: { code?: string }) => err.code)
+        .finally(() => secondSettled++),
+    );
+    expect(await Promise.all(first)).toEqual(Array(5).fill('CONFIRM_TIMEOUT'));
+    // The first batch timed out on its own deadline; the second batch, 40 ms younger, still waits.
+    expect(secondSettled).toBe(0);
+    for (const channel of transport.channels) channel.release();
+    expect(await Promise.all(second)).toEqual(Array(5).fill(undefined));
+    await producer.close();
+  });
+});
