@@ -1,9 +1,9 @@
 /**
  * RPC calls: the reply path, pending calls, timeouts and retries.
  *
- * Default reply path: RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`) consumed on the
- * producer's publishing channel, with a correlation id per call, so any number of calls are in
- * flight on one producer. Compatibility path (`per-call`): a private queue per call, as Python
+ * Default reply path: RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`) consumed on a plain
+ * channel of the producer that also sends the requests, with a correlation id per call, so any
+ * number of calls are in flight on one producer. Compatibility path (`per-call`): a private queue per call, as Python
  * postage does; needed to call Python postage servers, which reply without a correlation id.
  */
 import { v4 as uuid } from 'uuid';
