@@ -173,8 +173,11 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     const key = exchangeKey(exchange);
     let declared = this.exchanges.get(key);
     if (declared === undefined) {
-      const epoch = this.epoch;
       declared = this.withTopology(async (channel, generation) => {
+        // Read once the topology channel is open: opening the connection starts a new epoch,
+        // and a declaration made on it must count for that epoch (a producer whose first act
+        // is a publish would otherwise take the slow path for its whole life).
+        const epoch = this.epoch;
         if (exchange.passive || exchange.name.startsWith('amq.')) {
           await channel.checkExchange(exchange.name);
         } else {
@@ -196,13 +199,13 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       });
       this.exchanges.set(key, declared);
     } else if (this.declaredDefinitions.get(exchange) !== this.epoch) {
-      // Another definition object with the same parameters was declared: this one is too.
-      const epoch = this.epoch;
-      const generation = this.generation;
-      void declared.then(
+      // Another definition object with the same parameters was declared: this one is too,
+      // while that declaration still stands (a close or forgetExchanges() clears the map).
+      const pending = declared;
+      void pending.then(
         () => {
-          if (generation === this.generation && epoch === this.epoch)
-            this.declaredDefinitions.set(exchange, epoch);
+          if (this.current !== undefined && this.exchanges.get(key) === pending)
+            this.declaredDefinitions.set(exchange, this.epoch);
         },
         () => undefined,
       );

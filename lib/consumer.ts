@@ -11,6 +11,19 @@ import type { QueueOptions, TransportChannel, TransportMessage } from './transpo
  * apply: not durable, not exclusive, not auto-delete (so that TypeScript and Python
  * components declare shared queues identically).
  */
+
+/**
+ * The channel a delivery came on (an ack must go to that channel or nowhere), kept on the
+ * message under a private symbol: cheaper per message than a WeakMap entry, gone with it.
+ */
+const DELIVERED_ON = Symbol('postage.deliveredOn');
+
+type Delivered = TransportMessage & { [DELIVERED_ON]?: TransportChannel };
+
+function deliveredOn(message: TransportMessage): TransportChannel | undefined {
+  return (message as Delivered)[DELIVERED_ON];
+}
+
 export interface QueueFlags {
   durable?: boolean;
   exclusive?: boolean;
@@ -101,8 +114,6 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   #onDelivery: DeliveryHandler | undefined;
   #closed = false;
   #pendingEqk: Eqk;
-  /** The channel each delivery came on: an ack must go to that channel or nowhere. */
-  readonly #deliveredOn = new WeakMap<TransportMessage, TransportChannel>();
   #recovering: Promise<void> | undefined;
 
   constructor(options: ConsumerOptions & { eqk?: Eqk } = {}) {
@@ -255,7 +266,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
    * gone: the broker requeues the message (acking it on another channel would ack another).
    */
   ack(message: TransportMessage): void {
-    const channel = this.#deliveredOn.get(message) ?? this.#channel;
+    const channel = deliveredOn(message) ?? this.#channel;
     if (channel !== this.#channel) {
       this.logger.debug('ack after the channel closed: the broker redelivers the message');
       return;
@@ -269,7 +280,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
 
   /** Rejects a message; without requeue it is dead-lettered (or dropped when the queue has no DLX). */
   reject(message: TransportMessage, requeue = false): void {
-    const channel = this.#deliveredOn.get(message) ?? this.#channel;
+    const channel = deliveredOn(message) ?? this.#channel;
     if (channel !== this.#channel) {
       this.logger.debug('reject after the channel closed: the broker redelivers the message');
       return;
@@ -344,7 +355,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
               );
             }
           } else {
-            this.#deliveredOn.set(message, channel);
+            (message as Delivered)[DELIVERED_ON] = channel;
           }
           // amqplib closes the channel if this callback throws: it must not.
           try {

@@ -28,10 +28,11 @@ interface Entry {
   readonly reject: (error: PostageError) => void;
   /** RPC requests go out on the channel that holds their reply consumer, never elsewhere. */
   readonly pinned: boolean;
-  /** The channel of the current attempt; undefined while buffered. */
+  /** Date.now() after which the publish fails with CONFIRM_TIMEOUT. */
+  readonly deadline: number;
+  /** The channel of the current attempt; undefined while buffered or once settled. */
   channel: TransportChannel | undefined;
   returned: TransportMessage | undefined;
-  timer: NodeJS.Timeout | undefined;
   settled: boolean;
 }
 
@@ -66,10 +67,18 @@ const FATAL = new Set<ErrorCode>([
 export class Publisher {
   private channel: TransportChannel | undefined;
   private opening: Promise<TransportChannel> | undefined;
-  /** Mandatory publishes awaiting their confirm, by message id, to match basic.return. */
-  private readonly returnable = new Map<string, Entry | Entry[]>();
+  /**
+   * Every unsettled publish (buffered or sent), oldest first, from `ledgerHead` on; settled
+   * ones leave from the head. Confirms come in publish order on a channel and a basic.return
+   * comes before the ack of the same publish, so settling pops at the head and a return is
+   * matched by a short scan from it: no per-message map or timer on the hot path. Deadlines
+   * grow with the sequence, so one timer armed for the head enforces every confirm timeout.
+   */
+  private ledger: Entry[] = [];
+  private ledgerHead = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
   /** Publishes sent and awaiting their confirm. */
-  private readonly outstanding = new Set<Entry>();
+  private unconfirmed = 0;
   /** Publishes waiting to go out, oldest first. */
   private buffer: Entry[] = [];
   private bufferedBytes = 0;
@@ -108,7 +117,7 @@ export class Publisher {
     return {
       buffered: this.buffer.length,
       bufferedBytes: this.bufferedBytes,
-      unconfirmed: this.outstanding.size,
+      unconfirmed: this.unconfirmed,
     };
   }
 
@@ -204,10 +213,10 @@ export class Publisher {
     this.connection.removeListener('status', this.onStatus);
     const closing = new PostageError(ErrorCode.CLOSED, 'the producer was closed before the message went out');
     for (const entry of [...this.buffer]) this.fail(entry, closing);
-    while (this.outstanding.size > 0 && this.channel !== undefined) {
+    while (this.unconfirmed > 0 && this.channel !== undefined) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    for (const entry of [...this.outstanding]) this.fail(entry, closing);
+    for (const entry of this.ledger.slice(this.ledgerHead)) this.fail(entry, closing);
     // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
     // close() must not wait for the broker to come back.
     const channel = this.channel;
@@ -237,21 +246,64 @@ export class Publisher {
       resolve,
       reject,
       pinned,
+      deadline: Date.now() + this.confirmTimeout,
       channel: undefined,
       returned: undefined,
-      timer: undefined,
       settled: false,
     };
-    entry.timer = setTimeout(() => {
+    this.ledger.push(entry);
+    if (this.sweepTimer === undefined) this.armSweep(this.confirmTimeout);
+    return entry;
+  }
+
+  private armSweep(ms: number): void {
+    this.sweepTimer = setTimeout(() => this.sweep(), ms);
+  }
+
+  /** Fails the publishes past their deadline (the oldest first) and arms the timer for the next. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const now = Date.now();
+    for (;;) {
+      const head = this.ledger[this.ledgerHead];
+      if (head === undefined) break;
+      if (head.settled) {
+        this.ledgerHead++;
+        continue;
+      }
+      if (head.deadline > now) break;
       this.fail(
-        entry,
+        head,
         new PublishError(
           ErrorCode.CONFIRM_TIMEOUT,
-          `publish to exchange '${exchange}' with key '${routingKey}': no confirm within ${this.confirmTimeout} ms`,
+          `publish to exchange '${head.exchange}' with key '${head.routingKey}': no confirm within ${this.confirmTimeout} ms`,
         ),
       );
-    }, this.confirmTimeout);
-    return entry;
+    }
+    this.compact();
+    const head = this.ledger[this.ledgerHead];
+    if (head !== undefined) this.armSweep(Math.max(1, head.deadline - now));
+  }
+
+  /** Drops settled publishes from the head of the ledger; stops the timer when none is left. */
+  private compact(): void {
+    const ledger = this.ledger;
+    let head = this.ledgerHead;
+    while (head < ledger.length && (ledger[head] as Entry).settled) head++;
+    if (head === ledger.length) {
+      this.ledger = [];
+      this.ledgerHead = 0;
+      if (this.sweepTimer !== undefined) {
+        clearTimeout(this.sweepTimer);
+        this.sweepTimer = undefined;
+      }
+      return;
+    }
+    if (head >= 1024 && head * 2 >= ledger.length) {
+      this.ledger = ledger.slice(head);
+      head = 0;
+    }
+    this.ledgerHead = head;
   }
 
   /** Sends buffered publishes in order while a channel is ready; waits (never spins) otherwise. */
@@ -314,9 +366,7 @@ export class Publisher {
 
   private send(entry: Entry, channel: TransportChannel): void {
     entry.channel = channel;
-    this.outstanding.add(entry);
-    const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
-    if (id !== undefined) this.track(id, entry);
+    this.unconfirmed++;
     let writable: boolean;
     try {
       writable = channel.publish(
@@ -355,13 +405,13 @@ export class Publisher {
       // "no exchange 'x'": the exchange was deleted; declare it again on next use.
       if (reason.code === ErrorCode.NOT_FOUND) this.connection.forgetExchanges();
     });
-    channel.on('return', (message: TransportMessage) => this.onReturn(message));
+    channel.on('return', (message: TransportMessage) => this.onReturn(channel, message));
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
       // Whatever amqplib did with the confirm callbacks, every publish of this channel settles
       // or goes back to the buffer.
       setImmediate(() => {
-        for (const entry of [...this.outstanding]) {
+        for (const entry of this.ledger.slice(this.ledgerHead)) {
           if (entry.channel === channel) this.onConfirm(entry, channel, new Error('channel closed'));
         }
         this.pump();
@@ -377,9 +427,6 @@ export class Publisher {
 
   private onConfirm(entry: Entry, channel: TransportChannel, err: unknown): void {
     if (entry.settled || entry.channel !== channel) return;
-    const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
-    if (id !== undefined) this.untrack(id, entry);
-    this.outstanding.delete(entry);
     if (err === null || err === undefined) {
       if (entry.returned !== undefined) {
         const { replyCode, replyText } = entry.returned.fields;
@@ -393,7 +440,9 @@ export class Publisher {
         );
       } else {
         entry.settled = true;
-        clearTimeout(entry.timer);
+        entry.channel = undefined;
+        this.unconfirmed--;
+        if (this.ledger[this.ledgerHead] === entry) this.compact();
         entry.resolve();
       }
       return;
@@ -427,6 +476,7 @@ export class Publisher {
   /** Puts publishes back at the head of the buffer, in their original order. */
   private requeue(entries: Entry[]): void {
     for (const entry of entries) {
+      if (entry.channel !== undefined) this.unconfirmed--;
       entry.channel = undefined;
       entry.returned = undefined;
       this.bufferedBytes += entry.content.length;
@@ -439,51 +489,38 @@ export class Publisher {
   private fail(entry: Entry, error: PostageError): void {
     if (entry.settled) return;
     entry.settled = true;
-    clearTimeout(entry.timer);
     if (entry.channel === undefined) {
       const at = this.buffer.indexOf(entry);
       if (at >= 0) {
         this.buffer.splice(at, 1);
         this.bufferedBytes -= entry.content.length;
       }
+    } else {
+      entry.channel = undefined;
+      this.unconfirmed--;
     }
-    this.outstanding.delete(entry);
-    const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
-    if (id !== undefined) this.untrack(id, entry);
+    if (this.ledger[this.ledgerHead] === entry) this.compact();
     entry.reject(error);
   }
 
-  private onReturn(message: TransportMessage): void {
+  /** Marks the publish a basic.return names: the oldest unconfirmed one of that channel that matches. */
+  private onReturn(channel: TransportChannel, message: TransportMessage): void {
     const id = message.properties.messageId;
     if (id === undefined) return;
-    const tracked = this.returnable.get(id);
-    if (tracked === undefined) return;
-    const entry = Array.isArray(tracked)
-      ? tracked.find(
-          (p) =>
-            p.returned === undefined &&
-            p.exchange === message.fields.exchange &&
-            p.routingKey === message.fields.routingKey,
-        )
-      : tracked;
-    if (entry !== undefined) entry.returned = message;
-  }
-
-  private track(id: string, entry: Entry): void {
-    const tracked = this.returnable.get(id);
-    if (tracked === undefined) this.returnable.set(id, entry);
-    else if (Array.isArray(tracked)) tracked.push(entry);
-    else this.returnable.set(id, [tracked, entry]);
-  }
-
-  private untrack(id: string, entry: Entry): void {
-    const tracked = this.returnable.get(id);
-    if (tracked === entry) {
-      this.returnable.delete(id);
-    } else if (Array.isArray(tracked)) {
-      const rest = tracked.filter((p) => p !== entry);
-      if (rest.length === 0) this.returnable.delete(id);
-      else this.returnable.set(id, rest.length === 1 ? (rest[0] as Entry) : rest);
+    const { exchange, routingKey } = message.fields;
+    const ledger = this.ledger;
+    for (let i = this.ledgerHead; i < ledger.length; i++) {
+      const entry = ledger[i] as Entry;
+      if (
+        entry.channel === channel &&
+        entry.returned === undefined &&
+        entry.options.messageId === id &&
+        entry.exchange === exchange &&
+        entry.routingKey === routingKey
+      ) {
+        entry.returned = message;
+        return;
+      }
     }
   }
 }

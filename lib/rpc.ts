@@ -1,9 +1,9 @@
 /**
  * RPC calls: the reply path, pending calls, timeouts and retries.
  *
- * Default reply path: RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`) consumed on the
- * producer's publishing channel, with a correlation id per call, so any number of calls are in
- * flight on one producer. Compatibility path (`per-call`): a private queue per call, as Python
+ * Default reply path: RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`) consumed on a plain
+ * channel of the producer that also sends the requests, with a correlation id per call, so any
+ * number of calls are in flight on one producer. Compatibility path (`per-call`): a private queue per call, as Python
  * postage does; needed to call Python postage servers, which reply without a correlation id.
  */
 import { v4 as uuid } from 'uuid';
@@ -14,6 +14,7 @@ import {
   ConnectionError,
   ErrorCode,
   PostageError,
+  PublishError,
   RpcTimeoutError,
   ValidationError,
   toPostageError,
@@ -69,12 +70,72 @@ interface PendingCall {
   settle(result: RpcResult): void;
 }
 
+/**
+ * A direct reply-to call: one object holds its state, so a call allocates no closures; its
+ * timer passes the call to a shared function.
+ */
+class DirectCall implements PendingCall {
+  attempts = 0;
+  timer: NodeJS.Timeout | undefined;
+  /** The request's properties with the reply address, built once for every attempt. */
+  readonly properties: PublishOptions;
+
+  constructor(
+    readonly client: RpcClient,
+    readonly request: RpcRequest,
+    readonly options: RpcCallOptions,
+    readonly correlationId: string,
+    private readonly resolve: (result: RpcResult) => void,
+  ) {
+    this.properties = {
+      ...request.properties,
+      replyTo: DIRECT_REPLY_TO,
+      correlationId,
+      // A call that timed out must not run late: the broker drops the request instead.
+      expiration: expirationOf(options.timeoutMs),
+    };
+  }
+
+  settle(result: RpcResult): void {
+    if (!this.client.forget(this.correlationId)) return;
+    clearTimeout(this.timer);
+    this.resolve(result);
+  }
+}
+
+function onDirectCallTimer(call: DirectCall): void {
+  if (call.attempts <= call.options.maxRetry) {
+    call.client.logDebug(`${call.request.label}: no reply in ${call.options.timeoutMs} ms, retrying`, {
+      attempts: call.attempts,
+    });
+    call.client.attemptDirect(call);
+  } else {
+    call.settle(localFailure(call.options.timeoutError, 'TimeoutError'));
+  }
+}
+
+let lastTimeoutMs = -1;
+let lastExpiration = '';
+
+/** The per-message TTL of a request, in whole milliseconds (cached: a producer uses one timeout). */
+function expirationOf(timeoutMs: number): string {
+  if (timeoutMs !== lastTimeoutMs) {
+    lastExpiration = String(Math.max(1, Math.ceil(timeoutMs)));
+    lastTimeoutMs = timeoutMs;
+  }
+  return lastExpiration;
+}
+
 /** @internal */
 export class RpcClient {
   private readonly pending = new Map<string, PendingCall>();
-  /** The channel whose direct reply-to consumer is set up, and its setup. */
+  /**
+   * The plain (non-confirm) channel that holds the direct reply-to consumer and sends the
+   * direct requests: the reply is the acknowledgement, and a mandatory request that routes
+   * nowhere comes back as a basic.return (UNROUTABLE) on it.
+   */
   private replyChannel: TransportChannel | undefined;
-  private replySetup: { channel: TransportChannel; ready: Promise<void> } | undefined;
+  private replyOpening: Promise<TransportChannel> | undefined;
   private closed = false;
 
   constructor(
@@ -96,6 +157,13 @@ export class RpcClient {
    */
   call(request: RpcRequest, options: RpcCallOptions): Promise<RpcResult> {
     if (this.closed) return Promise.resolve(localFailure(closedError(), 'ConnectionError'));
+    if (options.mode === 'direct') {
+      return new Promise<RpcResult>((resolve) => {
+        const call = new DirectCall(this, request, options, uuid(), resolve);
+        this.pending.set(call.correlationId, call);
+        this.attemptDirect(call);
+      });
+    }
     const correlationId = uuid();
     return new Promise<RpcResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -112,24 +180,7 @@ export class RpcClient {
         },
       };
       this.pending.set(correlationId, call);
-      const fail = (err: unknown): void => {
-        const error = toPostageError(err, ErrorCode.CHANNEL_CLOSED, request.label);
-        switch (error.code) {
-          case ErrorCode.UNROUTABLE:
-          case ErrorCode.NOT_FOUND:
-            // Nobody can answer: retrying would only wait out every timeout.
-            call.settle(
-              localFailure(error, error.code === ErrorCode.UNROUTABLE ? 'UnroutableError' : 'NotFoundError'),
-            );
-            return;
-          case ErrorCode.CLOSED:
-            call.settle(localFailure(error, 'ConnectionError'));
-            return;
-          default:
-            // Channel or connection trouble: the attempt's timer will retry on a fresh channel.
-            this.logger.debug(`${request.label}: attempt ${attempts} not sent`, { error });
-        }
-      };
+      const fail = (err: unknown): void => this.failAttempt(call, request.label, attempts, err);
       // per-call mode: one private queue for the call, kept across its retries, so a late
       // reply to attempt 1 still answers it.
       let privateQueue: Promise<{ channel: TransportChannel; queue: string }> | undefined;
@@ -143,7 +194,6 @@ export class RpcClient {
           await this.connection.declareExchange(definition);
         }
         if (settled) return;
-        if (options.mode === 'direct') return this.sendDirect(request, correlationId, options.timeoutMs);
         privateQueue ??= this.openPrivateQueue(correlationId, call, (release) => {
           if (settled) release();
           else cleanup = release;
@@ -259,21 +309,9 @@ export class RpcClient {
     this.closed = true;
     for (const call of [...this.pending.values()])
       call.settle(localFailure(closedError(), 'ConnectionError'));
-  }
-
-  private async sendDirect(request: RpcRequest, correlationId: string, timeoutMs: number): Promise<void> {
-    let channel = this.publisher.current;
-    if (channel === undefined || channel !== this.replyChannel) {
-      channel = await this.publisher.getChannel();
-      await this.ensureReplyConsumer(channel);
-    }
-    await this.publisher.publishOn(channel, request.exchange, request.routingKey, request.content, {
-      ...request.properties,
-      replyTo: DIRECT_REPLY_TO,
-      correlationId,
-      // A call that timed out must not run late: the broker drops the request instead.
-      expiration: String(Math.max(1, Math.ceil(timeoutMs))),
-    });
+    const channel = this.replyChannel;
+    this.replyChannel = undefined;
+    if (channel !== undefined && this.connection !== undefined) void channel.close().catch(() => undefined);
   }
 
   private async openPrivateQueue(
@@ -301,27 +339,141 @@ export class RpcClient {
     return { channel, queue };
   }
 
-  private ensureReplyConsumer(channel: TransportChannel): Promise<void> {
-    if (this.replyChannel === channel) return Promise.resolve();
-    if (this.replySetup?.channel === channel) return this.replySetup.ready;
-    const ready = channel
-      .consume(DIRECT_REPLY_TO, (message) => this.onDirectReply(channel, message), { noAck: true })
-      .then(() => {
-        this.replyChannel = channel;
-      });
+  /** @internal Removes a pending call; false when it had already settled. */
+  forget(correlationId: string): boolean {
+    return this.pending.delete(correlationId);
+  }
+
+  /** @internal */
+  logDebug(message: string, fields: Record<string, unknown>): void {
+    this.logger.debug(message, fields);
+  }
+
+  /**
+   * @internal One attempt of a direct call: sent synchronously when the reply channel is open
+   * and the exchange declared (the common case), otherwise once they are.
+   */
+  attemptDirect(call: DirectCall): void {
+    call.attempts++;
+    call.timer = setTimeout(onDirectCallTimer, call.options.timeoutMs, call);
+    const channel = this.replyChannel;
+    const definition = call.request.definition;
+    if (
+      channel !== undefined &&
+      (definition === undefined ||
+        this.connection === undefined ||
+        this.connection.isExchangeDeclared(definition))
+    ) {
+      this.publishDirect(call, channel);
+      return;
+    }
+    this.prepareDirect(call).then(
+      (ready) => {
+        if (this.pending.get(call.correlationId) === call) this.publishDirect(call, ready);
+      },
+      (err: unknown) => this.failAttempt(call, call.request.label, call.attempts, err),
+    );
+  }
+
+  private async prepareDirect(call: DirectCall): Promise<TransportChannel> {
+    const definition = call.request.definition;
+    if (
+      definition !== undefined &&
+      this.connection !== undefined &&
+      !this.connection.isExchangeDeclared(definition)
+    ) {
+      await this.connection.declareExchange(definition);
+    }
+    return this.replyChannel ?? this.openReplyChannel();
+  }
+
+  private publishDirect(call: DirectCall, channel: TransportChannel): void {
+    const { request } = call;
+    try {
+      channel.publish(request.exchange, request.routingKey, request.content, call.properties);
+    } catch (err) {
+      // amqplib throws at once on a closed channel: the next attempt opens another.
+      if (this.replyChannel === channel) this.replyChannel = undefined;
+      this.failAttempt(call, request.label, call.attempts, err);
+    }
+  }
+
+  /** What a failed send means for the call: settled at once when no retry can help. */
+  private failAttempt(call: PendingCall, label: string, attempts: number, err: unknown): void {
+    const error = toPostageError(err, ErrorCode.CHANNEL_CLOSED, label);
+    switch (error.code) {
+      case ErrorCode.UNROUTABLE:
+      case ErrorCode.NOT_FOUND:
+        // Nobody can answer: retrying would only wait out every timeout.
+        call.settle(
+          localFailure(error, error.code === ErrorCode.UNROUTABLE ? 'UnroutableError' : 'NotFoundError'),
+        );
+        return;
+      case ErrorCode.CLOSED:
+        call.settle(localFailure(error, 'ConnectionError'));
+        return;
+      default:
+        // Channel or connection trouble: the attempt's timer will retry on a fresh channel.
+        this.logger.debug(`${label}: attempt ${attempts} not sent`, { error });
+    }
+  }
+
+  /** Opens the reply channel and its direct reply-to consumer (again after a reconnection). */
+  private openReplyChannel(): Promise<TransportChannel> {
+    this.replyOpening ??= this.setUpReplyChannel().finally(() => {
+      this.replyOpening = undefined;
+    });
+    return this.replyOpening;
+  }
+
+  private async setUpReplyChannel(): Promise<TransportChannel> {
+    if (this.closed) throw closedError();
+    const channel =
+      this.connection === undefined
+        ? await this.publisher.getChannel()
+        : await this.connection.createChannel(false);
     channel.on('close', () => {
       if (this.replyChannel === channel) this.replyChannel = undefined;
-      if (this.replySetup?.channel === channel) this.replySetup = undefined;
     });
-    this.replySetup = { channel, ready };
-    ready.catch(() => {
-      if (this.replySetup?.channel === channel) this.replySetup = undefined;
+    channel.on('error', (err: Error) => {
+      // "no exchange 'x'": deleted meanwhile; the retry declares it again.
+      const reason = toPostageError(err, ErrorCode.CHANNEL_CLOSED, 'RPC channel');
+      if (reason.code === ErrorCode.NOT_FOUND) this.connection?.forgetExchanges();
     });
-    return ready;
+    channel.on('return', (message: TransportMessage) => this.onReturn(message));
+    try {
+      await channel.consume(DIRECT_REPLY_TO, (message) => this.onDirectReply(channel, message), {
+        noAck: true,
+      });
+    } catch (err) {
+      await channel.close().catch(() => undefined);
+      throw err;
+    }
+    if (this.closed) {
+      await channel.close().catch(() => undefined);
+      throw closedError();
+    }
+    this.replyChannel = channel;
+    return channel;
+  }
+
+  /** A request that no queue took: its call fails at once with UNROUTABLE. */
+  private onReturn(message: TransportMessage): void {
+    const id = message.properties.correlationId;
+    const call = id === undefined ? undefined : this.pending.get(id);
+    if (!(call instanceof DirectCall)) return;
+    const { replyCode, replyText, exchange, routingKey } = message.fields;
+    const error = new PublishError(
+      ErrorCode.UNROUTABLE,
+      `no queue is bound to exchange '${exchange}' with routing key '${routingKey}' ` +
+        `(${replyCode ?? 312} ${replyText ?? 'NO_ROUTE'})`,
+    );
+    call.settle(localFailure(error, 'UnroutableError'));
   }
 
   private onDirectReply(channel: TransportChannel, message: TransportMessage | null): void {
     if (message === null) {
+      // The broker cancelled the reply consumer: open a fresh channel for the next attempt.
       if (this.replyChannel === channel) this.replyChannel = undefined;
       return;
     }
@@ -355,7 +507,9 @@ export class RpcClient {
     if (!isEnvelope(body) || body.type !== 'result' || !isResultContent(body.content)) {
       return malformed(`not a result message: ${truncate(JSON.stringify(body))}`);
     }
-    return resultFromBody({ ...body, content: body.content });
+    // The checks above narrowed body and its content apart; together they are the shape
+    // resultFromBody takes (which copies what it keeps: no second copy here).
+    return resultFromBody(body as typeof body & { content: typeof body.content });
   }
 }
 

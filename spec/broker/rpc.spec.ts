@@ -227,6 +227,37 @@ describe('rpc (broker)', () => {
     expect(() => reply.unwrap()).toThrow(expect.objectContaining({ code: ErrorCode.UNROUTABLE }));
   });
 
+  it('rpc - among calls in flight, only those that route nowhere fail UNROUTABLE; the others get their replies', async () => {
+    const { producer } = await setup((request) =>
+      resultBody({ type: 'success', value: parameters(request), message: '' }),
+    );
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        producer.rpc_echo(`m${i}`, { _key: i % 4 === 1 ? 'no-such-key' : 'rk', _timeout: 30 }),
+      ),
+    );
+    expect(replies.map((r) => (r.ok ? r.value : r.value))).toEqual(
+      Array.from({ length: 20 }, (_, i) => (i % 4 === 1 ? 'UnroutableError' : `m${i}`)),
+    );
+    expect(producer.pendingCalls).toBe(0);
+  });
+
+  it('rpc - after the broker closes the RPC channel (its exchange deleted), later calls open another and get replies', async () => {
+    const { producer, server, ex } = await setup((request) =>
+      resultBody({ type: 'success', value: parameters(request), message: '' }),
+    );
+    expect((await producer.rpc_echo('before')).value).toBe('before');
+    await server.channel.deleteExchange(ex.name);
+    // Published to a deleted exchange: the broker closes the channel (404); the call is not
+    // answered (its retry re-declares the exchange, which has no binding now).
+    const lost = await producer.rpc_echo('during', { _timeout: 0.3, _max_retry: 1 });
+    expect(lost.ok).toBe(false);
+    await server.channel.assertExchange(ex.name, 'direct', { durable: false, autoDelete: true });
+    await server.channel.bindQueue(server.queue, ex.name, 'rk');
+    const after = await Promise.all([producer.rpc_echo('a1'), producer.rpc_echo('a2')]);
+    expect(after.map((r) => r.value)).toEqual(['a1', 'a2']);
+  });
+
   it('rpc - a malformed reply is a MessageResultError, not a crash', async () => {
     const { producer } = await setup((request) =>
       parameters(request) === 'garbage'
