@@ -85,6 +85,8 @@ export class Publisher {
    * 'error', which amqplib emits before it fails the confirm callbacks.
    */
   private readonly closeReasons = new WeakMap<TransportChannel, PostageError>();
+  /** Channels retired after a nack: closed once their last publish has settled. */
+  private readonly retired = new WeakSet<TransportChannel>();
   private readonly onStatus = (status: ConnectionStatus): void => {
     if (status.type === 'connected' || status.type === 'unblocked') this.pump();
   };
@@ -380,6 +382,10 @@ export class Publisher {
     const id = entry.options.mandatory === true ? entry.options.messageId : undefined;
     if (id !== undefined) this.untrack(id, entry);
     this.outstanding.delete(entry);
+    if (this.retired.has(channel) && ![...this.outstanding].some((e) => e.channel === channel)) {
+      this.retired.delete(channel);
+      void channel.close().catch(() => undefined);
+    }
     if (err === null || err === undefined) {
       if (entry.returned !== undefined) {
         const { replyCode, replyText } = entry.returned.fields;
@@ -402,6 +408,18 @@ export class Publisher {
     const where = `publish to exchange '${entry.exchange}' with key '${entry.routingKey}'`;
     if (/nack/i.test(text)) {
       this.fail(entry, new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`));
+      // RabbitMQ 3.10: a channel opened while a quorum queue elects a new leader can nack every
+      // later publish to that queue (spec/cluster: still at 60 s, when a new channel on the same
+      // node is confirmed at once). Later publishes go on a new channel; this one closes when
+      // its last publish settles.
+      if (this.channel === channel && !entry.pinned) {
+        this.channel = undefined;
+        this.retired.add(channel);
+        if (![...this.outstanding].some((e) => e.channel === channel)) {
+          this.retired.delete(channel);
+          void channel.close().catch(() => undefined);
+        }
+      }
       return;
     }
     const reason = this.closeReasons.get(channel);

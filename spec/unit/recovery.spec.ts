@@ -12,6 +12,7 @@ import {
   type ConnectionStatus,
   type ExchangeDefinition,
 } from '../../lib';
+import { Publisher } from '../../lib/publisher';
 import type { TransportMessage } from '../../lib/transport/types';
 
 let n = 0;
@@ -187,6 +188,29 @@ describe('recovery (in-process broker)', () => {
     const pending = producer.message_a(1);
     await producer.close();
     await expect(pending).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  test('recovery - after a NACKED publish the next publishes go on a new channel; the nacked one closes', async () => {
+    const name = brokerName();
+    const connection = new Connection({ url: `memory://${name}` });
+    const setup = await connection.createChannel(true);
+    await setup.assertQueue('full', { arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' } });
+    await setup.assertQueue('open', {});
+    const publisher = new Publisher(connection);
+    await publisher.publish('', 'full', Buffer.from('a'), {});
+    const first = publisher.current;
+    const closed: string[] = [];
+    first?.on('close', () => closed.push('first'));
+    await expect(publisher.publish('', 'full', Buffer.from('b'), {})).rejects.toMatchObject({
+      code: ErrorCode.NACKED,
+    });
+    await expect(publisher.publish('', 'open', Buffer.from('c'), {})).resolves.toBeUndefined();
+    expect(publisher.current).toBeDefined();
+    expect(publisher.current).not.toBe(first);
+    await until(() => closed.length === 1);
+    expect(MemoryBroker.named(name).queue('open')?.messages).toBe(1);
+    await publisher.close();
+    await connection.close();
   });
 
   test('recovery - a consumer closed while its broker is unreachable closes at once', async () => {
