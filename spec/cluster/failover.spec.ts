@@ -252,6 +252,10 @@ describe('cluster (3 RabbitMQ nodes)', () => {
     // The producer failed over to a surviving node of its URL list.
     expect(producerEndpoint).not.toContain(`:${n1.port}/`);
     expect(producerRecovered).toBe(true);
-    log(`confirmed after the kill: ${[...confirmed].filter((i) => i >= producedAtKill).length}`);
+    // ...and publishes again: a publish made after the kill was confirmed by the survivors.
+    const confirmedAfterKill = [...confirmed].filter((i) => i >= producedAtKill).length;
+    log(`confirmed after the kill: ${confirmedAfterKill}`);
+    expect(probed).toBe(true);
+    expect(confirmedAfterKill).toBeGreaterThan(0);
   });
 });
