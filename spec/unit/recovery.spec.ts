@@ -125,10 +125,18 @@ describe('recovery (in-process broker)', () => {
     await consumer.startConsuming(() => undefined);
     const producer = P.create({ url, reconnect: { initialDelay: 200, maxDelay: 200 } });
     await producer.message_a(0);
+    // The broker stays away while they are published: a client that only reconnects on demand
+    // (postage before recovery) fails them; the buffer holds them until the reconnection.
+    broker.unreachable = true;
     broker.closeAllConnections();
-    const during = Array.from({ length: 10 }, (_, i) => producer.message_a(i + 1));
+    let settled = 0;
+    const during = Array.from({ length: 10 }, (_, i) => producer.message_a(i + 1).finally(() => settled++));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(settled).toBe(0);
+    broker.unreachable = false;
     await expect(Promise.all(during)).resolves.toHaveLength(10);
     await broker.idle();
+    expect(broker.queue('bq')?.messages).toBe(11);
     await producer.close();
     await consumer.close();
   });
