@@ -49,7 +49,7 @@ export async function countingProcessor(
 
 /**
  * Publishes for `durationMs`, running `fault` once after `faultAfterMs` (not awaited by the
- * publishing loop), and goes on for `afterFaultMs` after the fault has finished: rabbitmqctl can
+ * publishing loop), and goes on after the fault has finished (see `loading`): rabbitmqctl can
  * take seconds on a loaded machine, and a fault that lands after the load tests nothing. Then
  * waits for every publish to settle. Returns the first number produced after the fault ended.
  */
@@ -71,9 +71,13 @@ export async function publishThrough(
   let fault: Promise<void> | undefined;
   let faultEnded: number | undefined;
   let firstAfterFault: number | undefined;
+  // After the fault: afterFaultMs and two windows of publishes at least (the reconnection may
+  // take longer than afterFaultMs while the loop waits for room in its window).
   const loading = (): boolean =>
     Date.now() - t0 < options.durationMs ||
     faultEnded === undefined ||
+    firstAfterFault === undefined ||
+    counter.produced - firstAfterFault < 2 * window ||
     Date.now() - faultEnded < afterFaultMs;
   while (loading()) {
     if (fault === undefined && Date.now() - t0 >= options.faultAfterMs) {
