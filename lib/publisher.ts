@@ -94,6 +94,8 @@ export class Publisher {
    * 'error', which amqplib emits before it fails the confirm callbacks.
    */
   private readonly closeReasons = new WeakMap<TransportChannel, PostageError>();
+  /** Channels retired after a nack: closed once their last publish has settled. */
+  private readonly retired = new WeakSet<TransportChannel>();
   private readonly onStatus = (status: ConnectionStatus): void => {
     if (status.type === 'connected' || status.type === 'unblocked') this.pump();
   };
@@ -427,6 +429,21 @@ export class Publisher {
 
   private onConfirm(entry: Entry, channel: TransportChannel, err: unknown): void {
     if (entry.settled || entry.channel !== channel) return;
+    this.settleConfirm(entry, channel, err);
+    if (this.retired.has(channel)) this.closeIfDrained(channel);
+  }
+
+  /** Closes a channel retired after a nack once none of its publishes awaits a confirm. */
+  private closeIfDrained(channel: TransportChannel): void {
+    for (let at = this.ledgerHead; at < this.ledger.length; at++) {
+      const entry = this.ledger[at] as Entry;
+      if (!entry.settled && entry.channel === channel) return;
+    }
+    this.retired.delete(channel);
+    void channel.close().catch(() => undefined);
+  }
+
+  private settleConfirm(entry: Entry, channel: TransportChannel, err: unknown): void {
     if (err === null || err === undefined) {
       if (entry.returned !== undefined) {
         const { replyCode, replyText } = entry.returned.fields;
@@ -451,6 +468,14 @@ export class Publisher {
     const where = `publish to exchange '${entry.exchange}' with key '${entry.routingKey}'`;
     if (/nack/i.test(text)) {
       this.fail(entry, new PublishError(ErrorCode.NACKED, `${where}: the broker refused the message`));
+      // RabbitMQ 3.10: a channel opened while a quorum queue elects a new leader can nack every
+      // later publish to that queue (spec/cluster: still at 60 s, when a new channel on the same
+      // node is confirmed at once). Later publishes go on a new channel; this one closes when
+      // its last publish settles.
+      if (this.channel === channel && !entry.pinned) {
+        this.channel = undefined;
+        this.retired.add(channel);
+      }
       return;
     }
     const reason = this.closeReasons.get(channel);

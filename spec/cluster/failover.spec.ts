@@ -39,6 +39,15 @@ class Numbers extends GenericProducer<{ n: number }> {
 
 const log = (line: string): void => void process.stdout.write(`[cluster] ${line}\n`);
 
+/** cluster-q as a node sees it: leader, members, online members. */
+async function queueInfo(node: RabbitNode): Promise<string> {
+  return (
+    await node
+      .ctl('list_queues', 'name', 'leader', 'members', 'online', '--formatter', 'json')
+      .catch((e: Error) => e.message)
+  ).replace(/\s+/g, ' ');
+}
+
 describe('cluster (3 RabbitMQ nodes)', () => {
   const nodes: RabbitNode[] = [];
 
@@ -77,6 +86,7 @@ describe('cluster (3 RabbitMQ nodes)', () => {
     await ch.assertExchange(exchange.name, 'direct', { durable: true });
     await ch.assertQueue('cluster-q', { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     await setup.close();
+    log(`before the kill: ${await queueInfo(n1)}`);
 
     const processor = new Counter({
       url: [n3.url, n2.url, n1.url].join(','),
@@ -91,11 +101,24 @@ describe('cluster (3 RabbitMQ nodes)', () => {
       if (s.type === 'connected' && s.recovered) producerRecovered = true;
     });
 
+    let killedAt = 0;
+    // The survivors' view of the queue every second after the kill: when a new leader shows.
+    let watching = true;
+    let lastInfo = '';
+    const watch = (async () => {
+      while (watching) {
+        if (killedAt > 0) {
+          const info = await queueInfo(n2);
+          if (info !== lastInfo)
+            log(`+${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${(lastInfo = info)}`);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
     let produced = 0;
     const confirmed = new Set<number>();
     let failed = 0;
     const failures: Record<string, number> = {};
-    let killedAt = 0;
     let producedAtKill = 0;
     const t0 = Date.now();
     const inFlight = new Set<Promise<void>>();
@@ -123,6 +146,38 @@ describe('cluster (3 RabbitMQ nodes)', () => {
     // Until the queue has a new leader the survivors nack its publishes: probe until one is
     // confirmed, which proves the failover.
     let probed = false;
+    let diagnosed = false;
+    // Still nacked 15 s after the kill: the same publish through a fresh postage producer and a
+    // fresh amqplib channel on the producer's node tell a stale channel from a leaderless queue.
+    const diagnose = async (): Promise<void> => {
+      const endpoint = producer.connection.endpoint ?? '';
+      const node = nodes.find((n) => endpoint.includes(`:${n.port}/`)) ?? n2;
+      const fresh = Numbers.create({ url: node.url });
+      const freshOutcome = await fresh.message_n(-1).then(
+        () => 'confirmed',
+        (err: { code?: string }) => `refused ${err.code ?? '?'}`,
+      );
+      await fresh.close();
+      const raw = await connect(node.url);
+      raw.on('error', () => undefined);
+      const rawCh = await raw.createConfirmChannel();
+      rawCh.on('error', () => undefined);
+      const rawOutcome = await new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve('no confirm in 5 s'), 5000);
+        rawCh.publish(exchange.name, 'n', Buffer.from('{}'), { persistent: true }, (err) => {
+          clearTimeout(timer);
+          resolve(err === null || err === undefined ? 'confirmed' : `refused: ${String(err)}`);
+        });
+      });
+      await raw.close().catch(() => undefined);
+      const again = await producer.message_n(-2).then(
+        () => 'confirmed',
+        (err: { code?: string }) => `refused ${err.code ?? '?'}`,
+      );
+      log(
+        `diagnosis on ${node.name}: fresh postage producer ${freshOutcome}; fresh amqplib channel ${rawOutcome}; the producer again ${again}`,
+      );
+    };
     const probeStart = Date.now();
     while (!probed && Date.now() - probeStart < 60_000) {
       const i = produced++;
@@ -138,7 +193,13 @@ describe('cluster (3 RabbitMQ nodes)', () => {
         },
       );
       if (!probed) await new Promise((r) => setTimeout(r, 200));
+      if (!probed && !diagnosed && Date.now() - probeStart > 15_000) {
+        diagnosed = true;
+        await diagnose();
+      }
     }
+    watching = false;
+    await watch;
     const after = ((Date.now() - killedAt) / 1000).toFixed(1);
     log(
       probed
@@ -191,6 +252,10 @@ describe('cluster (3 RabbitMQ nodes)', () => {
     // The producer failed over to a surviving node of its URL list.
     expect(producerEndpoint).not.toContain(`:${n1.port}/`);
     expect(producerRecovered).toBe(true);
-    log(`confirmed after the kill: ${[...confirmed].filter((i) => i >= producedAtKill).length}`);
+    // ...and publishes again: a publish made after the kill was confirmed by the survivors.
+    const confirmedAfterKill = [...confirmed].filter((i) => i >= producedAtKill).length;
+    log(`confirmed after the kill: ${confirmedAfterKill}`);
+    expect(probed).toBe(true);
+    expect(confirmedAfterKill).toBeGreaterThan(0);
   });
 });

@@ -49,20 +49,42 @@ export async function countingProcessor(
 
 /**
  * Publishes for `durationMs`, running `fault` once after `faultAfterMs` (not awaited by the
- * publishing loop), then waits for every publish to settle and for the fault to finish.
+ * publishing loop), and goes on after the fault has finished (see `loading`): rabbitmqctl can
+ * take seconds on a loaded machine, and a fault that lands after the load tests nothing. Then
+ * waits for every publish to settle. Returns the first number produced after the fault ended.
  */
 export async function publishThrough(
   producer: { message_n(n: number): Promise<void> },
   counter: JepsenCounter,
-  options: { durationMs: number; faultAfterMs: number; fault: () => Promise<void>; window?: number },
-): Promise<void> {
+  options: {
+    durationMs: number;
+    faultAfterMs: number;
+    fault: () => Promise<void>;
+    window?: number;
+    afterFaultMs?: number;
+  },
+): Promise<{ firstAfterFault: number }> {
   const window = options.window ?? 50;
+  const afterFaultMs = options.afterFaultMs ?? 1000;
   const inFlight = new Set<Promise<void>>();
   const t0 = Date.now();
   let fault: Promise<void> | undefined;
-  while (Date.now() - t0 < options.durationMs) {
-    if (fault === undefined && Date.now() - t0 >= options.faultAfterMs) fault = options.fault();
+  let faultEnded: number | undefined;
+  let firstAfterFault: number | undefined;
+  // After the fault: afterFaultMs and two windows of publishes at least (the reconnection may
+  // take longer than afterFaultMs while the loop waits for room in its window).
+  const loading = (): boolean =>
+    Date.now() - t0 < options.durationMs ||
+    faultEnded === undefined ||
+    firstAfterFault === undefined ||
+    counter.produced - firstAfterFault < 2 * window ||
+    Date.now() - faultEnded < afterFaultMs;
+  while (loading()) {
+    if (fault === undefined && Date.now() - t0 >= options.faultAfterMs) {
+      fault = options.fault().finally(() => (faultEnded = Date.now()));
+    }
     const n = counter.produce();
+    if (faultEnded !== undefined) firstAfterFault ??= n;
     const p: Promise<void> = producer
       .message_n(n)
       .then(
@@ -76,4 +98,5 @@ export async function publishThrough(
   }
   await Promise.all(inFlight);
   await fault;
+  return { firstAfterFault: firstAfterFault ?? counter.produced };
 }

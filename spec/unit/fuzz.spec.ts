@@ -6,13 +6,8 @@
  */
 import fc from 'fast-check';
 
-import {
-  Connection,
-  MemoryBroker,
-  MessageHandler,
-  MessageProcessor,
-  type ExchangeDefinition,
-} from '../../lib';
+import { Connection, MemoryBroker, type ExchangeDefinition } from '../../lib';
+import { FuzzSink, fuzzBodies } from '../helpers/fuzz-bodies';
 
 const exchange: ExchangeDefinition = {
   name: 'fuzz-ex',
@@ -21,49 +16,6 @@ const exchange: ExchangeDefinition = {
   durable: false,
   auto_delete: false,
 };
-
-const envelope = (content: unknown) => ({
-  type: 'command',
-  category: 'message',
-  name: 'n',
-  version: '1',
-  content,
-  fingerprint: { name: 'fuzz', type: 'test', pid: '1', host: 'h', user: 'u', vhost: '/' },
-});
-
-/** An envelope whose parameters nest `depth` levels deep, built as text (too deep for stringify). */
-function deep(depth: number): Buffer {
-  const text = JSON.stringify(envelope({ parameters: '@' }));
-  return Buffer.from(text.replace('"@"', `${'{"a":['.repeat(depth)}0${']}'.repeat(depth)}`));
-}
-
-const bodies: fc.Arbitrary<Buffer> = fc.oneof(
-  fc.uint8Array({ maxLength: 512 }).map((bytes) => Buffer.from(bytes)),
-  fc.tuple(fc.anything(), fc.nat()).map(([content, cut]) => {
-    const text = JSON.stringify(envelope(content)) ?? '';
-    return Buffer.from(text.slice(0, cut % Math.max(1, text.length)));
-  }),
-  fc
-    .record({
-      type: fc.anything(),
-      category: fc.anything(),
-      name: fc.anything(),
-      version: fc.anything(),
-      content: fc.anything(),
-      fingerprint: fc.anything(),
-    })
-    .map((body) => Buffer.from(JSON.stringify(body) ?? 'null')),
-  fc.nat({ max: 200_000 }).map((n) => Buffer.from(JSON.stringify(envelope({ parameters: 'x'.repeat(n) })))),
-  fc.nat({ max: 20_000 }).map(deep),
-  fc.anything().map((content) => Buffer.from(JSON.stringify(envelope({ parameters: content })) ?? 'null')),
-);
-
-class Sink extends MessageProcessor {
-  handled = 0;
-  @MessageHandler('command', 'n') n(content: { parameters: unknown }) {
-    if (content.parameters !== Symbol.for('never')) this.handled++;
-  }
-}
 
 jest.setTimeout(120_000);
 
@@ -80,7 +32,7 @@ test('fuzz - 10,000 generated bad bodies: the processor stays up, each is settle
       settled.set(id, (settled.get(id) ?? 0) + 1);
     },
   });
-  const processor = new Sink({
+  const processor = new FuzzSink({
     url,
     eqk: [
       [
@@ -103,7 +55,7 @@ test('fuzz - 10,000 generated bad bodies: the processor stays up, each is settle
   await channel.assertQueue('fuzz-dlq', { durable: false });
   await processor.start();
 
-  const samples = fc.sample(bodies, { numRuns: 10_000, seed: 42 });
+  const samples = fc.sample(fuzzBodies, { numRuns: 10_000, seed: 42 });
   expect(samples).toHaveLength(10_000);
   await Promise.all(
     samples.map(

@@ -12,6 +12,7 @@ import {
   type ConnectionStatus,
   type ExchangeDefinition,
 } from '../../lib';
+import { Publisher } from '../../lib/publisher';
 import type { TransportMessage } from '../../lib/transport/types';
 
 let n = 0;
@@ -124,10 +125,18 @@ describe('recovery (in-process broker)', () => {
     await consumer.startConsuming(() => undefined);
     const producer = P.create({ url, reconnect: { initialDelay: 200, maxDelay: 200 } });
     await producer.message_a(0);
+    // The broker stays away while they are published: a client that only reconnects on demand
+    // (postage before recovery) fails them; the buffer holds them until the reconnection.
+    broker.unreachable = true;
     broker.closeAllConnections();
-    const during = Array.from({ length: 10 }, (_, i) => producer.message_a(i + 1));
+    let settled = 0;
+    const during = Array.from({ length: 10 }, (_, i) => producer.message_a(i + 1).finally(() => settled++));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(settled).toBe(0);
+    broker.unreachable = false;
     await expect(Promise.all(during)).resolves.toHaveLength(10);
     await broker.idle();
+    expect(broker.queue('bq')?.messages).toBe(11);
     await producer.close();
     await consumer.close();
   });
@@ -189,6 +198,29 @@ describe('recovery (in-process broker)', () => {
     await expect(pending).rejects.toMatchObject({ code: ErrorCode.CLOSED });
   });
 
+  test('recovery - after a NACKED publish the next publishes go on a new channel; the nacked one closes', async () => {
+    const name = brokerName();
+    const connection = new Connection({ url: `memory://${name}` });
+    const setup = await connection.createChannel(true);
+    await setup.assertQueue('full', { arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' } });
+    await setup.assertQueue('open', {});
+    const publisher = new Publisher(connection);
+    await publisher.publish('', 'full', Buffer.from('a'), {});
+    const first = publisher.current;
+    const closed: string[] = [];
+    first?.on('close', () => closed.push('first'));
+    await expect(publisher.publish('', 'full', Buffer.from('b'), {})).rejects.toMatchObject({
+      code: ErrorCode.NACKED,
+    });
+    await expect(publisher.publish('', 'open', Buffer.from('c'), {})).resolves.toBeUndefined();
+    expect(publisher.current).toBeDefined();
+    expect(publisher.current).not.toBe(first);
+    await until(() => closed.length === 1);
+    expect(MemoryBroker.named(name).queue('open')?.messages).toBe(1);
+    await publisher.close();
+    await connection.close();
+  });
+
   test('recovery - a consumer closed while its broker is unreachable closes at once', async () => {
     const name = brokerName();
     const broker = MemoryBroker.named(name);
@@ -201,5 +233,96 @@ describe('recovery (in-process broker)', () => {
     await until(() => events.includes('interrupted'));
     await expect(consumer.close()).resolves.toBeUndefined();
     expect(consumer.connection.isClosed).toBe(true);
+  });
+});
+
+/**
+ * The reconnect schedule with the defaults (100 ms doubling to 5 s, +-20 %), observed through
+ * the `reconnecting` statuses while the broker stays unreachable. Math.random is replaced so the
+ * jitter is known, and the clock is jest's fake one: each sleep is checked to last `delayMs`.
+ */
+describe('recovery - reconnect backoff (fake timers, fixed random)', () => {
+  afterEach(() => {
+    jest.useRealTimers();
+    jest.restoreAllMocks();
+  });
+
+  async function schedule(
+    randoms: number[],
+    reconnect: { maxAttempts: number } & Record<string, number>,
+  ): Promise<{ delays: number[]; statuses: string[] }> {
+    let i = 0;
+    jest.spyOn(Math, 'random').mockImplementation(() => randoms[i++ % randoms.length] as number);
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    const name = brokerName();
+    const connection = new Connection({ url: `memory://${name}`, connectTimeout: 1000, reconnect });
+    const statuses: ConnectionStatus[] = [];
+    connection.on('status', (s) => statuses.push(s));
+    connection.on('error', () => undefined);
+    await connection.open();
+    const broker = MemoryBroker.named(name);
+    broker.unreachable = true;
+    broker.closeAllConnections();
+    await jest.advanceTimersByTimeAsync(0);
+    for (;;) {
+      const last = statuses[statuses.length - 1];
+      if (last?.type !== 'reconnecting') break;
+      const seen = statuses.length;
+      // One ms short of the delay, the attempt has not been made: no new status.
+      await jest.advanceTimersByTimeAsync(last.delayMs - 1);
+      expect(statuses).toHaveLength(seen);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(statuses.length).toBeGreaterThan(seen);
+    }
+    broker.unreachable = false;
+    await connection.close();
+    return {
+      delays: statuses.flatMap((s) => (s.type === 'reconnecting' ? [s.delayMs] : [])),
+      statuses: statuses.map((s) => s.type),
+    };
+  }
+
+  test('recovery - backoff doubles from 100 ms and stays at 5 s (no jitter when random is 0.5)', async () => {
+    const { delays, statuses } = await schedule([0.5], { maxAttempts: 9 });
+    expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    expect(statuses.slice(0, 2)).toEqual(['connected', 'disconnected']);
+    expect(statuses.slice(-3)).toEqual(['reconnecting', 'failed', 'closed']);
+  });
+
+  test('recovery - backoff jitter is -20 % at random 0 and +20 % at random ~1', async () => {
+    const low = await schedule([0], { maxAttempts: 7 });
+    expect(low.delays).toEqual([80, 160, 320, 640, 1280, 2560, 4000]);
+    const high = await schedule([0.999_999], { maxAttempts: 7 });
+    expect(high.delays).toEqual([120, 240, 480, 960, 1920, 3840, 6000]);
+  });
+
+  test('recovery - backoff jitter stays within +-20 % of the base for any random', async () => {
+    const randoms = [0.13, 0.87, 0.42, 0.01, 0.99, 0.5, 0.66, 0.25];
+    const { delays } = await schedule(randoms, { maxAttempts: 8 });
+    const base = [100, 200, 400, 800, 1600, 3200, 5000, 5000];
+    expect(delays).toEqual(base.map((b, k) => Math.round(b * (1 + 0.2 * (2 * (randoms[k] as number) - 1)))));
+  });
+
+  test('recovery - maxAttempts bounds the attempts: exactly that many reconnecting, then failed', async () => {
+    for (const maxAttempts of [1, 3]) {
+      const { statuses } = await schedule([0.5], { maxAttempts });
+      expect(statuses).toEqual([
+        'connected',
+        'disconnected',
+        ...Array<string>(maxAttempts).fill('reconnecting'),
+        'failed',
+        'closed',
+      ]);
+    }
+  });
+
+  test('recovery - custom initialDelay, maxDelay and jitter shape the schedule', async () => {
+    const { delays } = await schedule([1 - 1e-9], {
+      maxAttempts: 5,
+      initialDelay: 50,
+      maxDelay: 300,
+      jitter: 0.5,
+    });
+    expect(delays).toEqual([75, 150, 300, 450, 450]);
   });
 });
