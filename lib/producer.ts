@@ -362,6 +362,8 @@ export class GenericProducer<Commands extends object = NoCommands> {
         content,
         properties: this.#properties(exchange, message),
         label,
+        // Each attempt declares the exchange (again after a reconnect) within the call's timeout.
+        definition: exchange,
       };
       if (this.#debug) this.#logPublish(exchange.name, routingKey, message);
       if (options._queue_only === true) {
@@ -369,11 +371,12 @@ export class GenericProducer<Commands extends object = NoCommands> {
           this.#rpcClient.publishQueueOnly(request, timeout * 1000),
         );
       }
-      // Each attempt declares the exchange (again after a reconnect) within the call's timeout.
-      return this.#rpcClient.call(
-        { ...request, definition: exchange },
-        { timeoutMs: timeout * 1000, maxRetry, mode: this.rpcReplyMode, timeoutError },
-      );
+      return this.#rpcClient.call(request, {
+        timeoutMs: timeout * 1000,
+        maxRetry,
+        mode: this.rpcReplyMode,
+        timeoutError,
+      });
     });
   }
 
