@@ -244,11 +244,11 @@ export function resultFromBody(body: ReceivedBody & { content: ResultContent }):
 
 /** Copies a received dictionary into a message as it is (extra keys, content, fingerprint). */
 function keepReceived<M extends Message<unknown>>(message: M, body: ReceivedBody): M {
-  Object.assign(message.body, body, {
-    version: body.version ?? MESSAGE_VERSION,
-    fingerprint: body.fingerprint ?? {},
-    _reserved: body._reserved ?? {},
-  });
+  const kept = Object.assign(message.body, body);
+  // Set one by one: no third object per received message.
+  kept.version = body.version ?? MESSAGE_VERSION;
+  kept.fingerprint = body.fingerprint ?? {};
+  kept._reserved = body._reserved ?? {};
   return message;
 }
 

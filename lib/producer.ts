@@ -294,14 +294,18 @@ export class GenericProducer<Commands extends object = NoCommands> {
     } else if (name.startsWith('rpc_') && name.length > 'rpc_'.length) {
       const command = name.slice('rpc_'.length);
       const builderKey = `build_rpc_${command}`;
+      // No closure per call either (an RPC builds one timeout error, on purpose, and no more).
       method = (...args: unknown[]) => {
         const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, `${name} timed out`);
-        return attempt(() => {
+        try {
           const [values, options] = splitControl(args, RPC_KEYS, name);
-          return then(this.#build('rpc', command, values, builderKey), (message) =>
-            this.#doCall(message, options, timeoutError),
-          );
-        });
+          const built = this.#build('rpc', command, values, builderKey);
+          if (built instanceof Promise)
+            return built.then((message) => this.#doCall(message, options, timeoutError));
+          return this.#doCall(built, options, timeoutError);
+        } catch (err) {
+          return Promise.reject(asError(err));
+        }
       };
     } else {
       return undefined;
@@ -339,7 +343,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
     options: RpcOptions,
     timeoutError: RpcTimeoutError,
   ): Promise<RpcResult | string> {
-    return attempt((): RpcResult | string | Promise<RpcResult | string> => {
+    try {
       if (!(message instanceof Message) || message.category !== Category.rpc) {
         throw new PostageError(
           ErrorCode.INVALID_ARGUMENT,
@@ -362,19 +366,26 @@ export class GenericProducer<Commands extends object = NoCommands> {
         content,
         properties: this.#properties(exchange, message),
         label,
+        // Each attempt declares the exchange (again after a reconnect) within the call's timeout.
+        definition: exchange,
       };
       if (this.#debug) this.#logPublish(exchange.name, routingKey, message);
       if (options._queue_only === true) {
-        return then(this.#declared(exchange), (): Promise<RpcResult | string> =>
-          this.#rpcClient.publishQueueOnly(request, timeout * 1000),
+        return Promise.resolve(
+          then(this.#declared(exchange), (): Promise<RpcResult | string> =>
+            this.#rpcClient.publishQueueOnly(request, timeout * 1000),
+          ),
         );
       }
-      // Each attempt declares the exchange (again after a reconnect) within the call's timeout.
-      return this.#rpcClient.call(
-        { ...request, definition: exchange },
-        { timeoutMs: timeout * 1000, maxRetry, mode: this.rpcReplyMode, timeoutError },
-      );
-    });
+      return this.#rpcClient.call(request, {
+        timeoutMs: timeout * 1000,
+        maxRetry,
+        mode: this.rpcReplyMode,
+        timeoutError,
+      });
+    } catch (err) {
+      return Promise.reject(asError(err));
+    }
   }
 
   /** The (exchange, key) pairs a send goes to: `_eks` wins over `_key`. */

@@ -87,13 +87,13 @@ class DirectCall implements PendingCall {
     readonly correlationId: string,
     private readonly resolve: (result: RpcResult) => void,
   ) {
-    this.properties = {
-      ...request.properties,
-      replyTo: DIRECT_REPLY_TO,
-      correlationId,
-      // A call that timed out must not run late: the broker drops the request instead.
-      expiration: expirationOf(options.timeoutMs),
-    };
+    // The request's properties are built for this call alone: completed in place, not copied.
+    const properties = request.properties;
+    properties.replyTo = DIRECT_REPLY_TO;
+    properties.correlationId = correlationId;
+    // A call that timed out must not run late: the broker drops the request instead.
+    properties.expiration = expirationOf(options.timeoutMs);
+    this.properties = properties;
   }
 
   settle(result: RpcResult): void {
