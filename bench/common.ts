@@ -3,7 +3,7 @@
  * results table and bench/results.json.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** One row of bench/results.json (medians over the rounds). */
 export interface ResultRow {
@@ -122,8 +122,8 @@ export function table(rows: readonly ResultRow[]): string {
 
 /** Writes bench/results.json (the source directory, not the build one). */
 export function writeResults(rows: readonly ResultRow[], file = 'results.json'): string {
-  // Compiled to bench/.build/bench/: the source folder is two levels up.
-  const path = join(__dirname, '..', '..', file);
+  // Compiled to bench/.build/bench/: a relative file is taken from the source folder, two levels up.
+  const path = resolve(join(__dirname, '..', '..'), file);
   writeFileSync(path, `${JSON.stringify(rows, null, 2)}\n`);
   return path;
 }
