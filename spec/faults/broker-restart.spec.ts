@@ -6,16 +6,11 @@
 import { ErrorCode, GenericProducer, MessageResult, MessageProcessor, RpcHandler } from '../../lib';
 import type { ReplyFunction } from '../../lib';
 import { RabbitNode } from '../../scripts/rabbit-node';
-import { uid } from '../helpers/broker';
+import { uid, waitFor } from '../helpers/broker';
 import { JepsenCounter } from '../helpers/jepsen';
 import { countingProcessor, durableExchange, numbersProducer, publishThrough } from '../helpers/stream';
 
 const log = (line: string): void => void process.stdout.write(`[faults] ${line}\n`);
-
-async function waitUntil(predicate: () => boolean, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
-  while (!predicate() && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 50));
-}
 
 describe('faults - broker restarts (one RabbitNode)', () => {
   let node: RabbitNode;
@@ -68,7 +63,11 @@ describe('faults - broker restarts (one RabbitNode)', () => {
         fault,
       }));
       // rabbitmqctl may end the fault after the load: wait for the processor to reconnect.
-      await waitUntil(() => statuses.includes('connected'), 60_000);
+      await waitFor(() => statuses.includes('connected'), {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+        what: 'reconnection',
+      });
       await counter.settle(60_000);
     } finally {
       await producer.close();
@@ -154,7 +153,11 @@ describe('faults - broker restarts (one RabbitNode)', () => {
     }
     await Promise.all(calls);
     await fault;
-    await waitUntil(() => events.includes('recovered'), 60_000);
+    await waitFor(() => events.includes('recovered'), {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+      what: 'recovery',
+    });
     // After the recovery the reply path works again.
     const after = await producer.rpc_echo(-1, { _timeout: 10 });
     log(`rpc through kill -9: ${JSON.stringify({ ...outcome, others, events })}`);

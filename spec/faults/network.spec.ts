@@ -4,7 +4,7 @@
  */
 import { ErrorCode, GenericProducer, type ConnectionStatus } from '../../lib';
 import { RabbitNode, freePort } from '../../scripts/rabbit-node';
-import { uid } from '../helpers/broker';
+import { uid, waitFor } from '../helpers/broker';
 import { FaultProxy } from '../helpers/fault-proxy';
 import { JepsenCounter, type JepsenCounts } from '../helpers/jepsen';
 import { countingProcessor, durableExchange, numbersProducer, publishThrough } from '../helpers/stream';
@@ -51,10 +51,11 @@ describe('faults - network (one RabbitNode)', () => {
         fault,
       }));
       // rabbitmqctl may end the fault after the load: wait for the reconnection.
-      const t0 = Date.now();
-      while (!statuses.some((s) => s.type === 'connected' && s.recovered) && Date.now() - t0 < 60_000) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(() => statuses.some((s) => s.type === 'connected' && s.recovered), {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+        what: 'reconnection',
+      });
       await counter.settle(60_000);
     } finally {
       await producer.close();

@@ -13,7 +13,7 @@ import {
   type ExchangeDefinition,
 } from '../../lib';
 import { RabbitNode } from '../../scripts/rabbit-node';
-import { uid } from '../helpers/broker';
+import { uid, waitFor } from '../helpers/broker';
 import { JepsenCounter } from '../helpers/jepsen';
 import { countingProcessor, durableExchange, numbersProducer } from '../helpers/stream';
 
@@ -69,10 +69,11 @@ describe('faults - broker refusals (one RabbitNode)', () => {
         );
       };
       publish();
-      const t0 = Date.now();
-      while (!statuses.includes('blocked') && Date.now() - t0 < 20_000) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(() => statuses.includes('blocked'), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'blocked',
+      });
       expect(statuses).toContain('blocked');
       for (let i = 0; i < 20; i++) publish();
       await new Promise((r) => setTimeout(r, 1000));
@@ -128,9 +129,11 @@ describe('faults - broker refusals (one RabbitNode)', () => {
     });
     const { channel, close } = await rawChannel();
     await channel.deleteQueue(queue);
-    const t0 = Date.now();
-    while (!events.includes('recovered') && Date.now() - t0 < 10_000)
-      await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => events.includes('recovered'), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'recovery',
+    });
     const n = counter.produce();
     await channel.publish(exchange.name, 'n', Buffer.from(String(n)));
     counter.confirm(n);
