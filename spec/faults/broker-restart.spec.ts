@@ -68,6 +68,21 @@ describe('faults - broker restarts (one RabbitNode)', () => {
         intervalMs: 50,
         what: 'reconnection',
       });
+      // A quorum queue on a restarted single node (RabbitMQ 3.10) may refuse publishes for a while
+      // after the node is back, longer than the load lasts: then the client must still get a
+      // publish through within 60 s (each probe is counted like the load).
+      await waitFor(
+        async () => {
+          if ([...counter.confirmed].some((n) => n >= firstAfterFault)) return true;
+          const n = counter.produce();
+          await producer.message_n(n).then(
+            () => counter.confirm(n),
+            (err: unknown) => counter.fail(err),
+          );
+          return counter.confirmed.has(n);
+        },
+        { timeoutMs: 60_000, intervalMs: 500, what: 'a confirmed publish after the fault' },
+      );
       await counter.settle(60_000);
     } finally {
       await producer.close();
