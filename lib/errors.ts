@@ -88,7 +88,6 @@ export interface PostageErrorOptions {
  * ```
  */
 export class PostageError extends Error {
-  override name = 'PostageError';
   /** A stable, machine-readable code. */
   readonly code: ErrorCode;
 
@@ -100,7 +99,6 @@ export class PostageError extends Error {
 
 /** Bad data: a body that does not decode, an invalid envelope, a value that does not encode. */
 export class ValidationError extends PostageError {
-  override name = 'ValidationError';
   /** Human-readable schema problems, when the failure comes from a schema. */
   readonly issues: readonly string[];
 
@@ -115,28 +113,19 @@ export class ValidationError extends PostageError {
 }
 
 /** An RPC call that did not produce a successful result. */
-export class RpcError extends PostageError {
-  override name = 'RpcError';
-}
+export class RpcError extends PostageError {}
 
 /** An RPC call that got no reply in time. Created where the call was made, so its stack names the caller. */
-export class RpcTimeoutError extends RpcError {
-  override name = 'RpcTimeoutError';
-}
+export class RpcTimeoutError extends RpcError {}
 
 /** A publish that the broker did not accept (unroutable, nacked, not confirmed). */
-export class PublishError extends PostageError {
-  override name = 'PublishError';
-}
+export class PublishError extends PostageError {}
 
 /** A connection that could not be opened or was lost. */
-export class ConnectionError extends PostageError {
-  override name = 'ConnectionError';
-}
+export class ConnectionError extends PostageError {}
 
 /** A broker channel error (404, 405, 406, ...). `replyCode` is the AMQP reply code. */
 export class ChannelError extends PostageError {
-  override name = 'ChannelError';
   /** The AMQP reply code, e.g. 404 or 406, when the broker gave one. */
   readonly replyCode: number | undefined;
 
@@ -150,21 +139,32 @@ export class ChannelError extends PostageError {
  * Thrown by a handler to reject the message without requeue (it is dead-lettered when the
  * queue has a dead-letter exchange, dropped otherwise). Not a failure: it is not logged as one.
  */
-export class RejectMessage extends Error {
-  override name = 'RejectMessage';
-}
+export class RejectMessage extends Error {}
 
 /** Thrown by a filter to skip one handler; the message is still acknowledged. */
-export class FilterError extends Error {
-  override name = 'FilterError';
-}
+export class FilterError extends Error {}
 
 /**
  * Thrown (or returned) by a handler to acknowledge the message and drop it: it is not
  * dead-lettered and not requeued. Not a failure: it is logged at info.
  */
-export class DeleteMessage extends Error {
-  override name = 'DeleteMessage';
+export class DeleteMessage extends Error {}
+
+// Each class's name lives on its prototype: as an instance field it was defined again on every
+// error created, which an RPC call does once per call (its timeout error).
+for (const [type, name] of [
+  [PostageError, 'PostageError'],
+  [ValidationError, 'ValidationError'],
+  [RpcError, 'RpcError'],
+  [RpcTimeoutError, 'RpcTimeoutError'],
+  [PublishError, 'PublishError'],
+  [ConnectionError, 'ConnectionError'],
+  [ChannelError, 'ChannelError'],
+  [RejectMessage, 'RejectMessage'],
+  [FilterError, 'FilterError'],
+  [DeleteMessage, 'DeleteMessage'],
+] as const) {
+  Object.defineProperty(type.prototype, 'name', { value: name, writable: true, configurable: true });
 }
 
 const REPLY_CODES: Readonly<Record<number, ErrorCode>> = {

@@ -207,7 +207,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
   call(message: Message<unknown>, options?: RpcOptions): Promise<RpcResult>;
   call(message: Message<unknown>, options: RpcOptions = {}): Promise<RpcResult | string> {
     // Created here so that a timeout's stack names the caller's line.
-    const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, 'rpc call timed out');
+    const timeoutError = callerTimeoutError('rpc call timed out');
     return this[RAW].#doCall(message, options, timeoutError);
   }
 
@@ -296,7 +296,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
       const builderKey = `build_rpc_${command}`;
       // No closure per call either (an RPC builds one timeout error, on purpose, and no more).
       method = (...args: unknown[]) => {
-        const timeoutError = new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, `${name} timed out`);
+        const timeoutError = callerTimeoutError(`${name} timed out`);
         try {
           const [values, options] = splitControl(args, RPC_KEYS, name);
           const built = this.#build('rpc', command, values, builderKey);
@@ -357,9 +357,6 @@ export class GenericProducer<Commands extends object = NoCommands> {
       this.#stamp(message);
       const content = this.#encodeBody(message.body);
       const label = `rpc '${String(message.name)}'`;
-      timeoutError.message =
-        `${label}: no reply from exchange '${exchange.name}' key '${routingKey}' after ` +
-        `${maxRetry + 1} attempt(s) of ${timeout} s`;
       const request = {
         exchange: exchange.name,
         routingKey,
@@ -620,4 +617,24 @@ function replyMode(value: string): RpcReplyMode {
 function envReplyMode(): string | undefined {
   const value = process.env['POSTAGE_RPC_REPLY_MODE'];
   return value === undefined || value === '' ? undefined : value;
+}
+
+/** Frames kept in an RPC timeout error's stack: this file's method, the caller's line and two more. */
+const TIMEOUT_STACK_FRAMES = 4;
+
+/**
+ * The error an RPC call resolves with if it times out, created now, while the caller is on the
+ * stack, so that its stack names the caller's line (STYLE: async errors are created where the
+ * caller called). Only the top frames are captured: a call creates one on every call, and the
+ * full stack capture was the largest single cost of an RPC call on postage's side. The message
+ * is completed when the call times out.
+ */
+function callerTimeoutError(message: string): RpcTimeoutError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = TIMEOUT_STACK_FRAMES;
+  try {
+    return new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

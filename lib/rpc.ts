@@ -52,7 +52,7 @@ export interface RpcCallOptions {
   /** Extra attempts after the first one times out. */
   readonly maxRetry: number;
   readonly mode: RpcReplyMode;
-  /** Created where the caller called, so its stack names the caller. */
+  /** Created where the caller called, so its stack names the caller; its message is set on timeout. */
   readonly timeoutError: RpcTimeoutError;
 }
 
@@ -110,8 +110,17 @@ function onDirectCallTimer(call: DirectCall): void {
     });
     call.client.attemptDirect(call);
   } else {
-    call.settle(localFailure(call.options.timeoutError, 'TimeoutError'));
+    call.settle(localFailure(timedOut(call.request, call.options), 'TimeoutError'));
   }
+}
+
+/** The call's timeout error, its message completed now that it is needed. */
+function timedOut(request: RpcRequest, options: RpcCallOptions): RpcTimeoutError {
+  const error = options.timeoutError;
+  error.message =
+    `${request.label}: no reply from exchange '${request.exchange}' key '${request.routingKey}' after ` +
+    `${options.maxRetry + 1} attempt(s) of ${options.timeoutMs / 1000} s`;
+  return error;
 }
 
 let lastTimeoutMs = -1;
@@ -222,7 +231,7 @@ export class RpcClient {
             });
             attempt();
           } else {
-            call.settle(localFailure(options.timeoutError, 'TimeoutError'));
+            call.settle(localFailure(timedOut(request, options), 'TimeoutError'));
           }
         }, options.timeoutMs);
         send().catch(fail);
