@@ -69,9 +69,11 @@ export class Publisher {
   private opening: Promise<TransportChannel> | undefined;
   /**
    * Every unsettled publish (buffered or sent), oldest first, from `ledgerHead` on; settled
-   * ones leave from the head. Confirms come in publish order on a channel and a basic.return
-   * comes before the ack of the same publish, so settling pops at the head and a return is
-   * matched by a short scan from it: no per-message map or timer on the hot path. Deadlines
+   * ones leave from the head. Confirms mostly come in publish order (not always: RabbitMQ
+   * confirms a returned publish at once, before earlier ones a queue still holds) and a
+   * basic.return comes before the ack of the same publish, so settling mostly pops at the head
+   * and a return is matched by a short scan from it: no per-message map or timer on the hot
+   * path. Deadlines
    * grow with the sequence, so one timer armed for the head enforces every confirm timeout.
    */
   private ledger: Entry[] = [];
