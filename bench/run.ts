@@ -168,7 +168,10 @@ async function main(): Promise<void> {
       if (cases.length === 0) continue;
       const samples = new Map<string, Sample[]>(cases.map(([name]) => [name, []]));
       for (let r = 0; r < options.rounds; r += 1) {
-        for (const [name, fn] of cases) {
+        // Each round starts with another case, so that no case always runs right after the same
+        // one (and pays for its garbage or the broker's clean-up of its queues).
+        for (const [name, fn] of rotate(cases, r)) {
+          await settle();
           const sample = await fn(ctx);
           samples.get(name)?.push(sample);
           log(`${name} round ${r + 1}/${options.rounds}: ${Math.round(rate(sample))} ops/s`);
@@ -194,6 +197,22 @@ async function main(): Promise<void> {
   process.stdout.write(`${table(rows)}\n\n${targets(rows).join('\n')}\n`);
   const file = writeResults(rows, options.out);
   log(`${rows.length} cases in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`);
+}
+
+/** `items` rotated left by `by`. */
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const at = by % items.length;
+  return [...items.slice(at), ...items.slice(0, at)];
+}
+
+/**
+ * Between cases, outside any timed window: collects this process's garbage (the driver runs
+ * with --expose-gc) and gives the broker a moment to finish closing the last case's
+ * connections and queues.
+ */
+async function settle(): Promise<void> {
+  (globalThis as { gc?: () => void }).gc?.();
+  await new Promise((resolve) => setTimeout(resolve, 200));
 }
 
 /** The issue's targets, read from the rows: information, never a failure. */

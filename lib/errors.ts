@@ -115,7 +115,10 @@ export class ValidationError extends PostageError {
 /** An RPC call that did not produce a successful result. */
 export class RpcError extends PostageError {}
 
-/** An RPC call that got no reply in time. Created where the call was made, so its stack names the caller. */
+/**
+ * An RPC call that got no reply in time. Its stack names the line that awaited the call (it is
+ * captured again in the call's async continuation, where V8 appends the awaiting frames).
+ */
 export class RpcTimeoutError extends RpcError {}
 
 /** A publish that the broker did not accept (unroutable, nacked, not confirmed). */

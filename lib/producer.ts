@@ -7,7 +7,7 @@ import { ErrorCode, PostageError, RpcTimeoutError, ValidationError } from './err
 import { Exchange, type ExchangeDefinition, type ExchangeKey } from './exchange';
 import { Fingerprint, fingerprintDict, type FingerprintLike } from './fingerprint';
 import type { Logger } from './logger';
-import { Message, MessageCommand, RpcCommand, type RpcResult } from './message';
+import { Message, MessageCommand, MessageResult, RpcCommand, type RpcResult } from './message';
 import {
   asProduced,
   wrapProducer,
@@ -206,9 +206,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
   call(message: Message<unknown>, options: QueueOnlyOptions): Promise<string>;
   call(message: Message<unknown>, options?: RpcOptions): Promise<RpcResult>;
   call(message: Message<unknown>, options: RpcOptions = {}): Promise<RpcResult | string> {
-    // Created here so that a timeout's stack names the caller's line.
-    const timeoutError = callerTimeoutError('rpc call timed out');
-    return this[RAW].#doCall(message, options, timeoutError);
+    return withCallerStack(this[RAW].#doCall(message, options));
   }
 
   /**
@@ -294,15 +292,15 @@ export class GenericProducer<Commands extends object = NoCommands> {
     } else if (name.startsWith('rpc_') && name.length > 'rpc_'.length) {
       const command = name.slice('rpc_'.length);
       const builderKey = `build_rpc_${command}`;
-      // No closure per call either (an RPC builds one timeout error, on purpose, and no more).
       method = (...args: unknown[]) => {
-        const timeoutError = callerTimeoutError(`${name} timed out`);
         try {
           const [values, options] = splitControl(args, RPC_KEYS, name);
           const built = this.#build('rpc', command, values, builderKey);
-          if (built instanceof Promise)
-            return built.then((message) => this.#doCall(message, options, timeoutError));
-          return this.#doCall(built, options, timeoutError);
+          return withCallerStack(
+            built instanceof Promise
+              ? built.then((message) => this.#doCall(message, options))
+              : this.#doCall(built, options),
+          );
         } catch (err) {
           return Promise.reject(asError(err));
         }
@@ -338,11 +336,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
     }
   }
 
-  #doCall(
-    message: Message<unknown>,
-    options: RpcOptions,
-    timeoutError: RpcTimeoutError,
-  ): Promise<RpcResult | string> {
+  #doCall(message: Message<unknown>, options: RpcOptions): Promise<RpcResult | string> {
     try {
       if (!(message instanceof Message) || message.category !== Category.rpc) {
         throw new PostageError(
@@ -378,7 +372,6 @@ export class GenericProducer<Commands extends object = NoCommands> {
         timeoutMs: timeout * 1000,
         maxRetry,
         mode: this.rpcReplyMode,
-        timeoutError,
       });
     } catch (err) {
       return Promise.reject(asError(err));
@@ -619,22 +612,17 @@ function envReplyMode(): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-/** Frames kept in an RPC timeout error's stack: this file's method, the caller's line and two more. */
-const TIMEOUT_STACK_FRAMES = 4;
-
 /**
- * The error an RPC call resolves with if it times out, created now, while the caller is on the
- * stack, so that its stack names the caller's line (STYLE: async errors are created where the
- * caller called). Only the top frames are captured: a call creates one on every call, and the
- * full stack capture was the largest single cost of an RPC call on postage's side. The message
- * is completed when the call times out.
+ * Passes an RPC's outcome through, and gives a timeout error the stack of the caller who
+ * awaited the call: captured here, in an async continuation, V8 appends the awaiting caller's
+ * frames (`at async ...`), so the stack names the caller's line (as rabbitmq-client's
+ * RPCClient does). Capturing a stack on every call instead, in case it times out, was the
+ * largest single cost of a call on postage's side (~2.6 us, bench/PROPOSALS.md).
  */
-function callerTimeoutError(message: string): RpcTimeoutError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = TIMEOUT_STACK_FRAMES;
-  try {
-    return new RpcTimeoutError(ErrorCode.RPC_TIMEOUT, message);
-  } finally {
-    Error.stackTraceLimit = limit;
+async function withCallerStack<T>(called: Promise<T>): Promise<T> {
+  const outcome = await called;
+  if (outcome instanceof MessageResult && outcome.error instanceof RpcTimeoutError) {
+    Error.captureStackTrace(outcome.error);
   }
+  return outcome;
 }

@@ -52,8 +52,6 @@ export interface RpcCallOptions {
   /** Extra attempts after the first one times out. */
   readonly maxRetry: number;
   readonly mode: RpcReplyMode;
-  /** Created where the caller called, so its stack names the caller; its message is set on timeout. */
-  readonly timeoutError: RpcTimeoutError;
 }
 
 /** Options of {@link RpcClient.consume}. */
@@ -114,13 +112,16 @@ function onDirectCallTimer(call: DirectCall): void {
   }
 }
 
-/** The call's timeout error, its message completed now that it is needed. */
+/**
+ * The error of a call that got no reply. Its stack is captured again where the caller awaited
+ * the call (producer.ts, `withCallerStack`), so that it names the caller's line.
+ */
 function timedOut(request: RpcRequest, options: RpcCallOptions): RpcTimeoutError {
-  const error = options.timeoutError;
-  error.message =
+  return new RpcTimeoutError(
+    ErrorCode.RPC_TIMEOUT,
     `${request.label}: no reply from exchange '${request.exchange}' key '${request.routingKey}' after ` +
-    `${options.maxRetry + 1} attempt(s) of ${options.timeoutMs / 1000} s`;
-  return error;
+      `${options.maxRetry + 1} attempt(s) of ${options.timeoutMs / 1000} s`,
+  );
 }
 
 let lastTimeoutMs = -1;
@@ -168,7 +169,9 @@ export class RpcClient {
     if (this.closed) return Promise.resolve(localFailure(closedError(), 'ConnectionError'));
     if (options.mode === 'direct') {
       return new Promise<RpcResult>((resolve) => {
-        const call = new DirectCall(this, request, options, uuid(), resolve);
+        // The request's message id is unique to the call and kept by its retries: it is the
+        // correlation id too.
+        const call = new DirectCall(this, request, options, request.properties.messageId ?? uuid(), resolve);
         this.pending.set(call.correlationId, call);
         this.attemptDirect(call);
       });
