@@ -26,6 +26,7 @@ import {
   brokerUrl,
   log,
   median,
+  quantile,
   rate,
   round,
   summarise,
@@ -162,6 +163,8 @@ async function main(): Promise<void> {
   const ctx: Context = { url, sizes, rpcExchange, rpcKey };
   const t0 = Date.now();
   const rows: ResultRow[] = [];
+  /** Per group, the median over rounds of (postage's p50 - raw's p50) measured in the same round. */
+  const pairedP50 = new Map<string, number>();
   try {
     for (const group of GROUPS) {
       const cases = group.cases.filter(([name]) => wanted(name));
@@ -184,6 +187,10 @@ async function main(): Promise<void> {
         // The median of the per-round ratios: each pair ran back to back, in the same noise.
         if (raw !== undefined && name !== `${group.name}-raw`) {
           row.ratio_vs_raw = round(median(own.map((s, i) => rate(s) / rate(raw[i] as Sample))), 3);
+          if (name === group.name && own[0]?.latencies !== undefined) {
+            const p50 = (sample: Sample): number => quantile(sample.latencies ?? [], 0.5);
+            pairedP50.set(name, round(median(own.map((s, i) => p50(s) - p50(raw[i] as Sample))), 3));
+          }
         }
         rows.push(row);
       }
@@ -194,7 +201,7 @@ async function main(): Promise<void> {
   } finally {
     responder?.kill('SIGTERM');
   }
-  process.stdout.write(`${table(rows)}\n\n${targets(rows).join('\n')}\n`);
+  process.stdout.write(`${table(rows)}\n\n${targets(rows, pairedP50).join('\n')}\n`);
   const file = writeResults(rows, options.out);
   log(`${rows.length} cases in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`);
 }
@@ -216,7 +223,7 @@ async function settle(): Promise<void> {
 }
 
 /** The issue's targets, read from the rows: information, never a failure. */
-function targets(rows: readonly ResultRow[]): string[] {
+function targets(rows: readonly ResultRow[], pairedP50: ReadonlyMap<string, number>): string[] {
   const get = (name: string): ResultRow | undefined => rows.find((r) => r.case === name);
   const lines: string[] = [];
   const check = (label: string, ok: boolean | undefined, detail: string): void => {
@@ -229,9 +236,16 @@ function targets(rows: readonly ResultRow[]): string[] {
   }
   const seq = get('rpc-seq');
   const seqRaw = get('rpc-seq-raw');
-  if (seq?.p50_ms != null && seqRaw?.p50_ms != null) {
-    const extra = round(seq.p50_ms - seqRaw.p50_ms, 3);
-    check('rpc-seq p50 <= raw + 0.05 ms', extra <= 0.05, `+${extra} ms`);
+  const paired = pairedP50.get('rpc-seq');
+  if (seq?.p50_ms != null && seqRaw?.p50_ms != null && paired !== undefined) {
+    // Judged on the rounds' paired differences (as vs raw is on paired ratios): the medians of
+    // the two columns can come from different rounds, and rounds differ by more than 0.05 ms.
+    const ofMedians = round(seq.p50_ms - seqRaw.p50_ms, 3);
+    check(
+      'rpc-seq p50 <= raw + 0.05 ms',
+      paired <= 0.05,
+      `+${paired} ms (median of the per-round differences; difference of the medians +${ofMedians} ms)`,
+    );
   }
   const r100 = get('rpc-100');
   const peer = get('rpc-100-peer');
