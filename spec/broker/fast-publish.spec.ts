@@ -163,33 +163,56 @@ describe('fast publish (RabbitMQ)', () => {
   });
 });
 
+/** Counts the socket writes (system calls) of an amqplib connection from now on. */
+function countSocketWrites(model: unknown): { readonly count: number } {
+  const socket = (model as { connection: { stream: Record<string, unknown> } }).connection.stream;
+  const counter = { count: 0 };
+  for (const method of ['_write', '_writev']) {
+    const original = socket[method] as (...a: unknown[]) => unknown;
+    socket[method] = function (this: unknown, ...a: unknown[]): unknown {
+      counter.count++;
+      return original.apply(this, a);
+    };
+  }
+  return counter;
+}
+
 describe('batched socket writes (RabbitMQ)', () => {
   /** Socket writes (system calls) for 500 publishes made in one turn on a confirm channel. */
   async function socketWrites(batched: boolean): Promise<{ writes: number; received: number }> {
     const model: ChannelModel = await rawConnection();
     try {
       if (batched) expect(batchSocketWrites(model)).toBe(true);
-      const socket = (model as unknown as { connection: { stream: Record<string, unknown> } }).connection
-        .stream;
-      let writes = 0;
-      for (const method of ['_write', '_writev']) {
-        const original = socket[method] as (...a: unknown[]) => unknown;
-        socket[method] = function (this: unknown, ...a: unknown[]): unknown {
-          writes++;
-          return original.apply(this, a);
-        };
-      }
       const channel: ConfirmChannel = await model.createConfirmChannel();
       const name = await queue();
-      writes = 0;
+      const writes = countSocketWrites(model);
       for (let i = 0; i < 500; i++) channel.sendToQueue(name, Buffer.from(`message ${i}`), {});
       await channel.waitForConfirms();
-      const counted = writes;
+      const counted = writes.count;
       return { writes: counted, received: (await readAll(name, 500)).length };
     } finally {
       await model.close().catch(() => undefined);
     }
   }
+
+  it("amqp transport - postage's own connections batch their socket writes", async () => {
+    const connection = new Connection({ url: testUrl() });
+    try {
+      const writes = countSocketWrites(await connection.open());
+      const channel = await connection.createChannel(true);
+      const name = await queue();
+      const before = writes.count;
+      const confirms: Array<Promise<void>> = [];
+      for (let i = 0; i < 500; i++) {
+        confirms.push(confirmed(channel, '', name, Buffer.from(`message ${i}`), { messageId: `m${i}` }));
+      }
+      await Promise.all(confirms);
+      expect(writes.count - before).toBeLessThanOrEqual(20);
+      expect(await readAll(name, 500)).toHaveLength(500);
+    } finally {
+      await connection.close();
+    }
+  });
 
   it('amqp transport - a burst of publishes leaves in a few socket writes, all of them delivered', async () => {
     const batched = await socketWrites(true);
