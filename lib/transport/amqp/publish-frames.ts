@@ -49,8 +49,9 @@ const FLAG = {
  * (then the caller falls back, and amqplib raises its own error).
  */
 function shortLength(value: unknown): number {
-  if (typeof value !== 'string') return -1;
-  const length = value.length <= 85 ? byteLengthSmall(value) : Buffer.byteLength(value);
+  // UTF-8 never takes fewer bytes than UTF-16 units: a longer string cannot fit.
+  if (typeof value !== 'string' || value.length > 255) return -1;
+  const length = byteLengthSmall(value);
   return length < 256 ? length : -1;
 }
 
