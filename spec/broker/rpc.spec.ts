@@ -111,6 +111,8 @@ describe('rpc (broker)', () => {
       replyTo: expect.stringMatching(/^amq\.rabbitmq\.reply-to/),
     });
     expect(typeof server.requests[0]?.properties.correlationId).toBe('string');
+    // The call's message id doubles as its correlation id (one id per call).
+    expect(server.requests[0]?.properties.correlationId).toBe(server.requests[0]?.properties.messageId);
     expect(server.requests[0]?.properties.expiration).toBe('30000');
   });
 
