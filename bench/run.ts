@@ -51,18 +51,25 @@ const QUICK: Sizes = { publish: 5_000, consume: 5_000, memory: 10_000, rpcMs: 40
 const HEAP_FULL = { rpc: 200_000, messages: 1_000_000 };
 const HEAP_QUICK = { rpc: 5_000, messages: 30_000 };
 
-/** A group: the cases measured against each other, the first one being postage's. */
+/**
+ * A group: the cases measured against each other, the first one being postage's. A case named
+ * `<group>-raw-bare` is a reference, shown in the table but not written to results.json: raw
+ * amqplib with fewer properties than postage sends (see rawPublishOptions in cases.ts).
+ */
 interface Group {
   readonly name: string;
   readonly cases: ReadonlyArray<readonly [string, CaseFn]>;
 }
+
+const BARE = '-raw-bare';
 
 const GROUPS: readonly Group[] = [
   {
     name: 'publish',
     cases: [
       ['publish', publishPostage],
-      ['publish-raw', publishRaw],
+      ['publish-raw', publishRaw('same')],
+      ['publish-raw-bare', publishRaw('bare')],
     ],
   },
   {
@@ -83,7 +90,8 @@ const GROUPS: readonly Group[] = [
     name: 'rpc-seq',
     cases: [
       ['rpc-seq', rpcPostage(1)],
-      ['rpc-seq-raw', rpcRaw(1)],
+      ['rpc-seq-raw', rpcRaw(1, 'same')],
+      ['rpc-seq-raw-bare', rpcRaw(1, 'bare')],
       ['rpc-seq-peer', rpcPeer(1)],
       ['rpc-seq-postage', rpcPerCallQueue],
     ],
@@ -92,7 +100,7 @@ const GROUPS: readonly Group[] = [
     name: 'rpc-100',
     cases: [
       ['rpc-100', rpcPostage(100)],
-      ['rpc-100-raw', rpcRaw(100)],
+      ['rpc-100-raw', rpcRaw(100, 'same')],
       ['rpc-100-peer', rpcPeer(100)],
     ],
   },
@@ -166,6 +174,8 @@ async function main(): Promise<void> {
   const rows: ResultRow[] = [];
   /** Per group, the median over rounds of (postage's p50 - raw's p50) measured in the same round. */
   const pairedP50 = new Map<string, number>();
+  /** Per group with a bare reference: postage's rate over the bare raw case's, and p50 difference. */
+  const vsBare: string[] = [];
   try {
     for (const group of GROUPS) {
       const cases = group.cases.filter(([name]) => wanted(name));
@@ -182,11 +192,14 @@ async function main(): Promise<void> {
         }
       }
       const raw = samples.get(`${group.name}-raw`);
+      const bare = samples.get(`${group.name}${BARE}`);
+      const ownSamples = samples.get(group.name);
+      if (bare !== undefined && ownSamples !== undefined) vsBare.push(bareLine(group.name, ownSamples, bare));
       for (const [name] of cases) {
         const own = samples.get(name) ?? [];
         const row = summarise(name, own);
         // The median of the per-round ratios: each pair ran back to back, in the same noise.
-        if (raw !== undefined && name !== `${group.name}-raw`) {
+        if (raw !== undefined && name !== `${group.name}-raw` && !name.endsWith(BARE)) {
           row.ratio_vs_raw = round(median(own.map((s, i) => rate(s) / rate(raw[i] as Sample))), 3);
           if (name === group.name && own[0]?.latencies !== undefined) {
             const p50 = (sample: Sample): number => quantile(sample.latencies ?? [], 0.5);
@@ -202,9 +215,25 @@ async function main(): Promise<void> {
   } finally {
     responder?.kill('SIGTERM');
   }
-  process.stdout.write(`${table(rows)}\n\n${targets(rows, pairedP50).join('\n')}\n`);
-  const file = writeResults(rows, options.out);
+  const notes =
+    vsBare.length === 0 ? '' : `\n\nReference, raw amqplib without a message id:\n${vsBare.join('\n')}`;
+  process.stdout.write(`${table(rows)}\n\n${targets(rows, pairedP50).join('\n')}${notes}\n`);
+  const file = writeResults(
+    rows.filter((row) => !row.case.endsWith(BARE)),
+    options.out,
+  );
   log(`${rows.length} cases in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`);
+}
+
+/** postage against the bare raw reference: the median of the per-round ratios (and p50 differences). */
+function bareLine(name: string, own: readonly Sample[], bare: readonly Sample[]): string {
+  const ratio = round(median(own.map((s, i) => rate(s) / rate(bare[i] as Sample))), 3);
+  const p50 = (sample: Sample): number => quantile(sample.latencies ?? [], 0.5);
+  const latency =
+    own[0]?.latencies === undefined
+      ? ''
+      : `, p50 ${signed(round(median(own.map((s, i) => p50(s) - p50(bare[i] as Sample))), 3))} ms`;
+  return `        ${name} vs ${name}${BARE}: ${ratio}${latency}`;
 }
 
 /** A number with its sign: +0.04, -0.1. */
