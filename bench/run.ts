@@ -46,7 +46,7 @@ interface Options {
   only: RegExp | undefined;
 }
 
-const FULL: Sizes = { publish: 50_000, consume: 50_000, memory: 100_000, rpcMs: 3_000 };
+const FULL: Sizes = { publish: 25_000, consume: 25_000, memory: 100_000, rpcMs: 1_500 };
 const QUICK: Sizes = { publish: 5_000, consume: 5_000, memory: 10_000, rpcMs: 400 };
 const HEAP_FULL = { rpc: 200_000, messages: 1_000_000 };
 const HEAP_QUICK = { rpc: 5_000, messages: 30_000 };
@@ -113,7 +113,7 @@ function parseArgs(argv: readonly string[]): Options {
     const i = argv.indexOf(flag);
     return i < 0 ? undefined : argv[i + 1];
   };
-  const rounds = Number(at('--rounds') ?? (quick ? 3 : 5));
+  const rounds = Number(at('--rounds') ?? (quick ? 3 : 10));
   const only = at('--only');
   return {
     quick,
@@ -182,9 +182,7 @@ async function main(): Promise<void> {
       if (cases.length === 0) continue;
       const samples = new Map<string, Sample[]>(cases.map(([name]) => [name, []]));
       for (let r = 0; r < options.rounds; r += 1) {
-        // Each round starts with another case, so that no case always runs right after the same
-        // one (and pays for its garbage or the broker's clean-up of its queues).
-        for (const [name, fn] of rotate(cases, r)) {
+        for (const [name, fn] of roundOrder(group.name, cases, r)) {
           await settle();
           const sample = await fn(ctx);
           samples.get(name)?.push(sample);
@@ -241,10 +239,26 @@ function signed(value: number): string {
   return value < 0 ? String(value) : `+${value}`;
 }
 
-/** `items` rotated left by `by`. */
-function rotate<T>(items: readonly T[], by: number): T[] {
-  const at = by % items.length;
-  return [...items.slice(at), ...items.slice(0, at)];
+/**
+ * The order of a group's cases in round `r`. postage's case and its raw counterpart run back to
+ * back, which of the two first alternating, so that each ratio compares two runs a few seconds
+ * apart (this machine's speed drifts by up to 2x within a minute). The pair and the other cases
+ * rotate, so that no case always runs right after the same one (and pays for its garbage or the
+ * broker's clean-up of its queues).
+ */
+function roundOrder<T extends readonly [string, unknown]>(
+  group: string,
+  cases: readonly T[],
+  r: number,
+): T[] {
+  const own = cases.find(([name]) => name === group);
+  const raw = cases.find(([name]) => name === `${group}-raw`);
+  const units: T[][] = [];
+  const paired = own !== undefined && raw !== undefined;
+  if (paired) units.push(r % 2 === 0 ? [own, raw] : [raw, own]);
+  for (const c of cases) if (!paired || (c !== own && c !== raw)) units.push([c]);
+  const at = r % units.length;
+  return [...units.slice(at), ...units.slice(0, at)].flat();
 }
 
 /**
