@@ -136,7 +136,7 @@ export const publishPostage: CaseFn = async ({ url, sizes }) => {
 
 /**
  * The properties raw amqplib publishes with, built per message as a user's own code would.
- * `same`: what postage sends for `message_bench()` (checked by spec/unit/bench-properties): its
+ * `same`: what postage sends for `message_bench()` (spec/broker/bench-parity.spec.ts checks it): its
  * content type, a fresh message id (what consumers deduplicate on), transient delivery,
  * mandatory and the message type. `bare`: the same without the message id, for reference only:
  * RabbitMQ 3.10 takes longer over a message whose properties are larger (a 36-character id

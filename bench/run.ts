@@ -200,15 +200,13 @@ async function main(): Promise<void> {
         const row = summarise(name, own);
         // The median of the per-round ratios: each pair ran back to back, in the same noise.
         if (raw !== undefined && name !== `${group.name}-raw` && !name.endsWith(BARE)) {
-          row.ratio_vs_raw = round(median(own.map((s, i) => rate(s) / rate(raw[i] as Sample))), 3);
+          row.ratio_vs_raw = round(perRoundRatio(own, raw), 3);
           if (name === group.name && own[0]?.latencies !== undefined) {
-            const p50 = (sample: Sample): number => quantile(sample.latencies ?? [], 0.5);
-            pairedP50.set(name, round(median(own.map((s, i) => p50(s) - p50(raw[i] as Sample))), 3));
+            pairedP50.set(name, round(perRoundP50Difference(own, raw), 3));
           }
         }
-        if (ownSamples !== undefined && name !== group.name) {
-          ownOver.set(name, median(ownSamples.map((s, i) => rate(s) / rate(own[i] as Sample))));
-        }
+        if (ownSamples !== undefined && name !== group.name)
+          ownOver.set(name, perRoundRatio(ownSamples, own));
         rows.push(row);
       }
     }
@@ -219,8 +217,14 @@ async function main(): Promise<void> {
     responder?.kill('SIGTERM');
   }
   const notes =
-    vsBare.length === 0 ? '' : `\n\nReference, raw amqplib without a message id:\n${vsBare.join('\n')}`;
-  process.stdout.write(`${table(rows)}\n\n${targets(rows, pairedP50, ownOver).join('\n')}${notes}\n`);
+    vsBare.length === 0
+      ? ''
+      : `\n\nReference, raw amqplib with fewer properties (no message id):\n${vsBare.join('\n')}`;
+  // --quick's rounds are too short and its clients too cold for a verdict (README, Performance).
+  const heading = options.quick ? 'Targets (--quick: a smoke run, not a verdict):\n' : '';
+  process.stdout.write(
+    `${table(rows)}\n\n${heading}${targets(rows, pairedP50, ownOver).join('\n')}${notes}\n`,
+  );
   const file = writeResults(
     rows.filter((row) => !row.case.endsWith(BARE)),
     options.out,
@@ -228,14 +232,22 @@ async function main(): Promise<void> {
   log(`${rows.length} cases in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`);
 }
 
-/** postage against the bare raw reference: the median of the per-round ratios (and p50 differences). */
-function bareLine(name: string, own: readonly Sample[], bare: readonly Sample[]): string {
-  const ratio = round(median(own.map((s, i) => rate(s) / rate(bare[i] as Sample))), 3);
+/** The median over rounds of `a`'s rate over `b`'s in the same round. */
+function perRoundRatio(a: readonly Sample[], b: readonly Sample[]): number {
+  return median(a.map((s, i) => rate(s) / rate(b[i] as Sample)));
+}
+
+/** The median over rounds of `a`'s p50 latency minus `b`'s in the same round (ms). */
+function perRoundP50Difference(a: readonly Sample[], b: readonly Sample[]): number {
   const p50 = (sample: Sample): number => quantile(sample.latencies ?? [], 0.5);
+  return median(a.map((s, i) => p50(s) - p50(b[i] as Sample)));
+}
+
+/** postage against the bare raw reference, per round as against raw. */
+function bareLine(name: string, own: readonly Sample[], bare: readonly Sample[]): string {
+  const ratio = round(perRoundRatio(own, bare), 3);
   const latency =
-    own[0]?.latencies === undefined
-      ? ''
-      : `, p50 ${signed(round(median(own.map((s, i) => p50(s) - p50(bare[i] as Sample))), 3))} ms`;
+    own[0]?.latencies === undefined ? '' : `, p50 ${signed(round(perRoundP50Difference(own, bare), 3))} ms`;
   return `        ${name} vs ${name}${BARE}: ${ratio}${latency}`;
 }
 
