@@ -73,8 +73,8 @@ export class Publisher {
    * confirms a returned publish at once, before earlier ones a queue still holds) and a
    * basic.return comes before the ack of the same publish, so settling mostly pops at the head
    * and a return is matched by a short scan from it: no per-message map or timer on the hot
-   * path. Deadlines
-   * grow with the sequence, so one timer armed for the head enforces every confirm timeout.
+   * path. Deadlines grow with the sequence, so one timer armed for the head enforces every
+   * confirm timeout.
    */
   private ledger: Entry[] = [];
   private ledgerHead = 0;
