@@ -30,6 +30,7 @@ import {
 } from './outcome';
 import {
   ROUTING_KEY_HEADER,
+  brokerCountsRequeues,
   deadLetterProperties,
   deliveryNumber,
   requeueProperties,
@@ -443,14 +444,14 @@ export class Dispatcher {
             deliveries,
           );
         }
-        const rules = this.#settings.queueRules.get(queue);
-        if (rules?.quorum === true || typeof message.properties.headers?.['x-delivery-count'] === 'number') {
-          // Quorum queues count returns themselves (x-delivery-count).
+        if (brokerCountsRequeues(this.#settings.queueRules.get(queue), this.#settings.maxDeliveries)) {
+          // A quorum queue whose declared limit covers maxDeliveries counts returns itself (x-delivery-count).
           this.#settings.consumer.reject(message, true);
           this.counts.requeued++;
           return undefined;
         }
-        // Classic queues do not count: republish with postage's counter, ack the original once confirmed.
+        // Elsewhere the broker does not count, or its limit could end the message first (RabbitMQ
+        // 4.0's default 20): republish with postage's counter, ack the original once confirmed.
         return this.#republish(message, queue, '', queue, requeueProperties(message, deliveries), 'requeue');
       }
       case 'deadLetter':

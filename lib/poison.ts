@@ -21,6 +21,24 @@ export const QUEUE_HEADER = 'x-postage-queue';
 export const EXCHANGE_HEADER = 'x-postage-exchange';
 /** Header of a copy requeued (or dead-lettered) by postage: the routing key it was first published with. */
 export const ROUTING_KEY_HEADER = 'x-postage-routing-key';
+/**
+ * Header of a copy requeued (or dead-lettered) by postage: the broker's x-death entries the
+ * message carried (newest first), then those of the copies before it. The broker's own
+ * headers are never copied: since 3.13 RabbitMQ ignores an x-death a client publishes.
+ */
+export const DEATHS_HEADER = 'x-postage-deaths';
+
+/** Headers only the broker writes; a copy republished by postage leaves them out. */
+const BROKER_HEADERS = new Set([
+  'x-death',
+  'x-delivery-count',
+  'x-first-death-reason',
+  'x-first-death-queue',
+  'x-first-death-exchange',
+  'x-last-death-reason',
+  'x-last-death-queue',
+  'x-last-death-exchange',
+]);
 
 /** Where a processor dead-letters. */
 export interface DeadLetterOptions {
@@ -43,6 +61,19 @@ export interface DeadLetterTarget {
 export interface QueueRules {
   readonly deadLetterExchange: string | undefined;
   readonly quorum: boolean;
+  /** The quorum queue's declared `x-delivery-limit` (undefined: the broker's default applies). */
+  readonly deliveryLimit: number | undefined;
+}
+
+/**
+ * Whether a requeue may be a plain reject with requeue, counted by the broker (x-delivery-count):
+ * only on a quorum queue whose declared delivery limit cannot end the message before
+ * `maxDeliveries`. Otherwise (classic queues; quorum queues with no declared limit, where
+ * RabbitMQ 4.0 dead-letters or drops after 20 returns) postage republishes a counted copy.
+ * @internal
+ */
+export function brokerCountsRequeues(rules: QueueRules | undefined, maxDeliveries: number): boolean {
+  return rules?.quorum === true && rules.deliveryLimit !== undefined && rules.deliveryLimit >= maxDeliveries;
 }
 
 /**
@@ -84,14 +115,16 @@ export function queueRules(eqk: Eqk): Map<string, QueueRules> {
   for (const [, pairs] of eqk) {
     for (const [queue] of pairs) {
       if (typeof queue === 'string') {
-        rules.set(queue, { deadLetterExchange: undefined, quorum: false });
+        rules.set(queue, { deadLetterExchange: undefined, quorum: false, deliveryLimit: undefined });
         continue;
       }
       const args = queue.flags?.arguments ?? {};
       const dlx = args['x-dead-letter-exchange'];
+      const limit = args['x-delivery-limit'];
       rules.set(queue.name, {
         deadLetterExchange: typeof dlx === 'string' ? dlx : undefined,
         quorum: args['x-queue-type'] === 'quorum',
+        deliveryLimit: typeof limit === 'number' ? limit : undefined,
       });
     }
   }
@@ -110,16 +143,49 @@ export function firstQueueName(eqk: Eqk): string | undefined {
 }
 
 /**
- * Which delivery of the message this is (1 for the first): quorum queues count returns in
- * x-delivery-count, postage counts its own requeues in x-postage-deliveries. @internal
+ * Which delivery of the message this is (1 for the first): x-postage-deliveries counts the
+ * deliveries of the copies postage requeued before this one, and a quorum queue counts this
+ * copy's returns in x-delivery-count (e.g. after a crash mid-handler); the sum is the count.
+ * @internal
  */
 export function deliveryNumber(properties: MessageProperties): number {
   const headers = properties.headers;
   if (headers === undefined) return 1;
-  const quorum = headers['x-delivery-count'];
-  if (typeof quorum === 'number') return quorum + 1;
+  const returns = headers['x-delivery-count'];
   const own = headers[DELIVERIES_HEADER];
-  return typeof own === 'number' ? own + 1 : 1;
+  return 1 + (typeof returns === 'number' ? returns : 0) + (typeof own === 'number' ? own : 0);
+}
+
+/**
+ * The headers of a copy postage republishes: the message's own, without the broker's (its
+ * x-death history moves to x-postage-deaths, where every RabbitMQ release keeps it). @internal
+ */
+export function copiedHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  if (headers === undefined) return copy;
+  for (const [key, value] of Object.entries(headers)) if (!BROKER_HEADERS.has(key)) copy[key] = value;
+  const deaths = headers['x-death'];
+  if (Array.isArray(deaths) && deaths.length > 0)
+    copy[DEATHS_HEADER] = mergeDeaths(deaths, headers[DEATHS_HEADER]);
+  return copy;
+}
+
+/**
+ * The x-death entries, newest first, then the earlier ones: entries of the same queue and
+ * reason become one with their counts added (as the broker keeps them), so the header stays
+ * bounded however often a message goes round.
+ */
+function mergeDeaths(newer: readonly unknown[], earlier: unknown): Record<string, unknown>[] {
+  const merged = new Map<string, Record<string, unknown>>();
+  for (const entry of [...newer, ...(Array.isArray(earlier) ? (earlier as unknown[]) : [])]) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const death = entry as Record<string, unknown>;
+    const key = `${String(death['queue'])}\u0000${String(death['reason'])}`;
+    const seen = merged.get(key);
+    if (seen === undefined) merged.set(key, { ...death });
+    else seen['count'] = Number(seen['count'] ?? 0) + Number(death['count'] ?? 0);
+  }
+  return [...merged.values()];
 }
 
 /** A short description of an error for a header (bounded: headers travel with every copy). */
@@ -175,7 +241,7 @@ export function deadLetterProperties(
   deliveries: number,
 ): PublishOptions {
   const headers: Record<string, unknown> = {
-    ...message.properties.headers,
+    ...copiedHeaders(message.properties.headers),
     [REASON_HEADER]: reason,
     [DELIVERIES_HEADER]: deliveries,
     [QUEUE_HEADER]: queue,
@@ -190,7 +256,10 @@ export function deadLetterProperties(
  * exchange and routing key are kept in headers. @internal
  */
 export function requeueProperties(message: TransportMessage, deliveries: number): PublishOptions {
-  return republishOptions(message, { ...message.properties.headers, [DELIVERIES_HEADER]: deliveries });
+  return republishOptions(message, {
+    ...copiedHeaders(message.properties.headers),
+    [DELIVERIES_HEADER]: deliveries,
+  });
 }
 
 /** The processor's dead-letter exchange and queue from its `deadLetter` option. @internal */
