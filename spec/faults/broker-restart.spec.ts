@@ -5,14 +5,14 @@
  */
 import { ErrorCode, GenericProducer, MessageResult, MessageProcessor, RpcHandler } from '../../lib';
 import type { ReplyFunction } from '../../lib';
-import { RabbitNode } from '../../scripts/rabbit-node';
+import { RabbitNode, testBroker } from '../../scripts/rabbit-node';
 import { uid, waitFor } from '../helpers/broker';
 import { JepsenCounter } from '../helpers/jepsen';
 import { countingProcessor, durableExchange, numbersProducer, publishThrough } from '../helpers/stream';
 
 const log = (line: string): void => void process.stdout.write(`[faults] ${line}\n`);
 
-describe('faults - broker restarts (one RabbitNode)', () => {
+describe(`faults - broker restarts (one ${testBroker()} node, POSTAGE_TEST_BROKER)`, () => {
   let node: RabbitNode;
 
   beforeAll(async () => {
