@@ -252,6 +252,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       onError: options.onError,
       maxDeliveries,
       deadLetterExchange: deadLetter?.exchange,
+      user: consumer.connection.config.endpoints[0]?.user,
       closing: this.#closing.signal,
       deadline: this.#deadline.signal,
       settled: () => this.#afterDispatch(),
