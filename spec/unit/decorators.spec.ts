@@ -8,7 +8,7 @@ import path from 'node:path';
 
 import ts from 'typescript';
 
-import { exercise } from '../fixtures/decorated-processor';
+import { EXPECTED_SEEN, exercise } from '../fixtures/decorated-processor';
 
 type Exercise = typeof exercise;
 
@@ -44,24 +44,6 @@ function loadLegacy(): { exercise: Exercise } {
   return module.exports as unknown as { exercise: Exercise };
 }
 
-// Declaration order: the Handler-class field comes first in the class. Standard decorators run
-// in document order; experimentalDecorators run a class's instance members' before its static
-// members', so there the methods come first (README says so).
-const standardOrder = [
-  'audit class handler: job',
-  'work: JOB',
-  'full body from: sender',
-  'audit class handler: skip', // the filter skipped `work` only
-  'full body from: sender',
-];
-const legacyOrder = [
-  'work: JOB',
-  'full body from: sender',
-  'audit class handler: job',
-  'full body from: sender',
-  'audit class handler: skip',
-];
-
 describe('decorators', () => {
   it('decorators - the fixture type-checks with experimentalDecorators (no TS1240/TS1241)', () => {
     const program = ts.createProgram([fixture], { ...baseOptions(), ...legacy, noEmit: true });
@@ -74,11 +56,11 @@ describe('decorators', () => {
 
   it('decorators - standard decorators register every kind of handler', async () => {
     const result = await exercise(`memory://decorators-standard-${process.pid}`);
-    expect(result).toEqual({ seen: standardOrder, double: 42, triple: 63 });
+    expect(result).toEqual({ seen: EXPECTED_SEEN.standard, double: 42, triple: 63 });
   });
 
   it('decorators - experimentalDecorators register the same handlers, filters and overrides', async () => {
     const result = await loadLegacy().exercise(`memory://decorators-legacy-${process.pid}`);
-    expect(result).toEqual({ seen: legacyOrder, double: 42, triple: 63 });
+    expect(result).toEqual({ seen: EXPECTED_SEEN.legacy, double: 42, triple: 63 });
   });
 });
