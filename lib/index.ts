@@ -67,7 +67,13 @@ export type {
 } from './consumer';
 export type { Encoder } from './encoder';
 export type { PostageErrorOptions } from './errors';
-export type { ExchangeDefinition, ExchangeKey, ExchangeParameters, ExchangeType } from './exchange';
+export type {
+  ExchangeDefinition,
+  ExchangeFields,
+  ExchangeKey,
+  ExchangeParameters,
+  ExchangeType,
+} from './exchange';
 export type { FingerprintDict, FingerprintLike, FingerprintOverrides, FingerprintTuple } from './fingerprint';
 export type {
   HandlerContext,

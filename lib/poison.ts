@@ -53,7 +53,7 @@ export interface DeadLetterOptions {
 /** Default bound on deliveries of one message. */
 export const DEFAULT_MAX_DELIVERIES = 10;
 
-/** The dead-letter settings of a processor, resolved. @internal */
+/** The dead-letter settings of a processor, resolved (`processor.deadLetter`). */
 export interface DeadLetterTarget {
   readonly exchange: string;
   readonly queue: string | undefined;

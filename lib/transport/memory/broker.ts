@@ -5,7 +5,7 @@ import { AmqpException } from './errors';
 import { MemoryExchange, type Binding } from './exchange';
 import type { ReplyConsumer } from './channel';
 import type { MemoryConnection } from './connection';
-import { MemoryQueue, type DeathReason, type QueueHost, type QueueSettings, type Stored } from './queue';
+import { MemoryQueue, type DeathReason, type QueueSettings, type Stored } from './queue';
 
 /** Settings of an in-process broker. */
 export interface MemoryBrokerOptions {
@@ -96,7 +96,9 @@ export function observed(message: {
  * MemoryBroker.named('default').inspect();
  * ```
  */
-export class MemoryBroker implements QueueHost {
+export class MemoryBroker {
+  // Not `implements QueueHost`: the methods a queue calls are @internal, so the shipped
+  // declarations would not satisfy the clause; `new MemoryQueue(..., this)` checks it instead.
   /** @internal */ readonly exchanges = new Map<string, MemoryExchange>();
   /** @internal */ readonly queues = new Map<string, MemoryQueue>();
   /** @internal */ readonly connections = new Set<MemoryConnection>();
