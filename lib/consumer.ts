@@ -229,7 +229,13 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     this.#assertOpen();
     const eqk = this.#pendingEqk;
     this.#pendingEqk = [];
-    await this.addEqk(eqk);
+    try {
+      await this.addEqk(eqk);
+    } catch (err) {
+      // Declared again by the next start (declarations are idempotent): a failed start can be retried.
+      this.#pendingEqk = eqk;
+      throw err;
+    }
     this.#onDelivery = onDelivery;
     await this.#getChannel();
     for (const name of this.#queues.keys()) await this.#consumeQueue(name);

@@ -12,7 +12,7 @@
 import type { ConnectionStatus } from './connection';
 import type { Connection } from './connection';
 import type { PublishBufferOptions } from './config';
-import { ChannelError, ErrorCode, PostageError, PublishError, toPostageError } from './errors';
+import { ChannelError, ErrorCode, PostageError, PublishError, isRefusal, toPostageError } from './errors';
 import type { ExchangeDefinition } from './exchange';
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
 
@@ -331,7 +331,7 @@ export class Publisher {
         channel = await this.getChannel();
       } catch (err) {
         const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'open the publishing channel');
-        if (FATAL.has(error.code)) {
+        if (FATAL.has(error.code) || isRefusal(error)) {
           for (const entry of [...this.buffer]) this.fail(entry, error);
           return;
         }
