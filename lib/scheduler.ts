@@ -15,6 +15,7 @@ import type { MessageProcessor, RunResult } from './processor';
  */
 export class MicroScheduler {
   private readonly processors: MessageProcessor[] = [];
+  private closing: Promise<void> | undefined;
 
   /** Adds a processor; it starts when {@link MicroScheduler.run} is called (or at once if running). */
   add(processor: MessageProcessor): this {
@@ -55,6 +56,18 @@ export class MicroScheduler {
   /** Alias of {@link MicroScheduler.run}. */
   main(): Promise<RunResult[]> {
     return this.run();
+  }
+
+  /**
+   * Stops every processor (a graceful stop each, as `stop()`); resolves once all have stopped.
+   * Idempotent and safe to call concurrently: every call returns the same promise, which never
+   * rejects. {@link MicroScheduler.run} then resolves with reason `stopped`.
+   */
+  close(): Promise<void> {
+    this.closing ??= Promise.all(this.processors.map((p) => p.stop('stopped').catch(() => undefined))).then(
+      () => undefined,
+    );
+    return this.closing;
   }
 }
 
