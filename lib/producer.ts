@@ -70,10 +70,24 @@ export interface ProducerOptions extends ConnectionOptions {
    * @default the confirmTimeout (30_000): every publish settles within it anyway
    */
   closeTimeout?: number;
+  /**
+   * Milliseconds after the producer's connection recovered from a loss during which an RPC
+   * request that comes back unroutable is sent again with backoff (while the call has time
+   * left) instead of failing: the server's queue may not be declared again yet. 0 disables.
+   * @default 10_000
+   */
+  rpcRecoveryWindow?: number;
 }
 
 /** Default largest message: RabbitMQ 3.10's `max_message_size`. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 134_217_728;
+
+/**
+ * Default of {@link ProducerOptions.rpcRecoveryWindow}: a server's connection recovers on its
+ * own schedule, up to `reconnect.maxDelay` (5 s, plus 20% jitter) after the producer's, and
+ * then declares its queues again.
+ */
+export const DEFAULT_RPC_RECOVERY_WINDOW = 10_000;
 
 const RAW = Symbol('postage.raw');
 
@@ -166,7 +180,20 @@ export class GenericProducer<Commands extends object = NoCommands> {
       throw new PostageError(ErrorCode.INVALID_ARGUMENT, `closeTimeout must be >= 0 ms, got ${closeTimeout}`);
     }
     this.#publisher = new Publisher(this.connection, closeTimeout === undefined ? {} : { closeTimeout });
-    this.#rpcClient = new RpcClient(this.#publisher, this.encoder, this.logger, this.connection);
+    const recoveryWindow = options.rpcRecoveryWindow ?? DEFAULT_RPC_RECOVERY_WINDOW;
+    if (!(recoveryWindow >= 0)) {
+      throw new PostageError(
+        ErrorCode.INVALID_ARGUMENT,
+        `rpcRecoveryWindow must be >= 0 ms, got ${recoveryWindow}`,
+      );
+    }
+    this.#rpcClient = new RpcClient(
+      this.#publisher,
+      this.encoder,
+      this.logger,
+      this.connection,
+      recoveryWindow,
+    );
     this[RAW] = this;
     // The constructor returns the Proxy: `new XxxProducer()` has the generated methods too.
     return wrapProducer(this, (name) => this[RAW].#generatedMethod(name));
