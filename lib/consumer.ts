@@ -427,9 +427,14 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
       this.#again = true;
       return;
     }
-    this.#recovering = this.#recover().finally(() => {
-      this.#recovering = undefined;
-    });
+    this.#recovering = this.#recover()
+      .catch((err: unknown) => {
+        // Only a listener of 'lost' that throws gets here: reported, never left unhandled.
+        this.reportError(toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'consumer recovery'), 'consumer');
+      })
+      .finally(() => {
+        this.#recovering = undefined;
+      });
   }
 
   #again = false;

@@ -487,7 +487,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   restart(): void {
     void this.stop('restart').then((result) => {
-      if (result.reason === 'restart' && !this.managedRestart) this.restartProcess();
+      if (result.reason !== 'restart' || this.managedRestart) return;
+      try {
+        this.restartProcess();
+      } catch (err) {
+        // An override of restartProcess that throws must not become an unhandled rejection.
+        this.reportError(toPostageError(err, ErrorCode.CLOSED, 'restart'), 'processor restart');
+      }
     });
   }
 
