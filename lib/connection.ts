@@ -98,6 +98,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   private everConnected = false;
   /** Cuts a backoff sleep short (close()). */
   private wake: (() => void) | undefined;
+  private recoveredAt: number | undefined;
 
   constructor(options: ConnectionOptions & { connectionName?: string } = {}) {
     super(options.logger ?? getLogger());
@@ -118,6 +119,11 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   /** True while reconnecting after an unexpected close. */
   get isRecovering(): boolean {
     return this.recovering;
+  }
+
+  /** Date.now() when the connection last came back after a loss; undefined if it never did. */
+  get lastRecovery(): number | undefined {
+    return this.recoveredAt;
   }
 
   /** The broker has blocked publishers (memory or disk alarm); the reason, or undefined. */
@@ -434,6 +440,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.currentEndpoint = endpoint;
     this.generation++;
     this.epoch++;
+    if (recovered) this.recoveredAt = Date.now();
     let lastError: PostageError | undefined;
     connection.on('error', (err: Error) => {
       lastError = toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection error');

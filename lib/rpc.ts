@@ -8,7 +8,7 @@
  */
 import { v4 as uuid } from 'uuid';
 
-import type { Connection, ConnectionStatus } from './connection';
+import type { Connection } from './connection';
 import type { Encoder } from './encoder';
 import {
   ConnectionError,
@@ -165,11 +165,6 @@ export class RpcClient {
   private replyChannel: TransportChannel | undefined;
   private replyOpening: Promise<TransportChannel> | undefined;
   private closed = false;
-  /** Date.now() when the connection last came back after a loss. */
-  private recoveredAt: number | undefined;
-  private readonly onStatus = (status: ConnectionStatus): void => {
-    if (status.type === 'connected' && status.recovered) this.recoveredAt = Date.now();
-  };
 
   /**
    * @param recoveryWindow - milliseconds after a recovery of the connection during which an
@@ -181,9 +176,7 @@ export class RpcClient {
     private readonly logger: Logger,
     private readonly connection?: Connection,
     private readonly recoveryWindow = 0,
-  ) {
-    connection?.on('status', this.onStatus);
-  }
+  ) {}
 
   /** Calls in flight (for tests and metrics). */
   get inFlight(): number {
@@ -366,7 +359,6 @@ export class RpcClient {
   /** Settles every pending call with a CLOSED failure. */
   close(): void {
     this.closed = true;
-    this.connection?.removeListener('status', this.onStatus);
     for (const call of [...this.pending.values()])
       call.settle(localFailure(closedError(), 'ConnectionError'));
     const channel = this.replyChannel;
@@ -541,7 +533,7 @@ export class RpcClient {
    * window or the call's time run out) undefined: the call fails with UNROUTABLE at once.
    */
   private unroutableRetryDelay(deadline: number, retries: number): number | undefined {
-    const recoveredAt = this.recoveredAt;
+    const recoveredAt = this.connection?.lastRecovery;
     if (recoveredAt === undefined || this.closed) return undefined;
     const now = Date.now();
     if (now - recoveredAt > this.recoveryWindow) return undefined;
