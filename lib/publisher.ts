@@ -1,7 +1,8 @@
 /**
  * Publishing with confirms. Every publish returns a promise that settles exactly once: on the
  * broker's ack, or with a typed error (NACKED, UNROUTABLE, CONFIRM_TIMEOUT, BUFFER_FULL,
- * DISCONNECTED, CLOSED, or the broker's channel error). Confirms are pipelined: publishes go out
+ * DISCONNECTED, CLOSED, MESSAGE_TOO_LARGE or ENCODE_FAILED when the client cannot encode it,
+ * or the broker's channel error). Confirms are pipelined: publishes go out
  * back to back and each promise settles when its own confirm comes.
  *
  * At-least-once across a connection loss: a publish whose confirm had not come when the
@@ -12,15 +13,9 @@
 import type { ConnectionStatus } from './connection';
 import type { Connection } from './connection';
 import type { PublishBufferOptions } from './config';
-import {
-  ChannelError,
-  ErrorCode,
-  PostageError,
-  PublishError,
-  ValidationError,
-  toPostageError,
-} from './errors';
+import { ChannelError, ErrorCode, PostageError, PublishError, toPostageError } from './errors';
 import type { ExchangeDefinition } from './exchange';
+import { publishThrowError } from './publish-errors';
 import { withTimeout } from './shutdown';
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
 
@@ -656,37 +651,4 @@ function nextTurn(): Promise<void> {
 
 function closedError(): PostageError {
   return new PostageError(ErrorCode.CLOSED, 'the producer is closed');
-}
-
-/**
- * @internal What a synchronous throw of `channel.publish` means. amqplib throws its IllegalOperationError
- * once the channel or the connection is closing (the in-process broker the same words): the
- * publish may go again on another channel. Anything else is its encoder refusing this message
- * (e.g. a RangeError for a header table over its 64 KiB encoding buffer, a TypeError for a
- * value it cannot encode): permanent, whatever the channel. CHANNEL_CLOSED for the first,
- * MESSAGE_TOO_LARGE or ENCODE_FAILED for the second.
- */
-export function publishThrowError(err: unknown, exchange: string): PostageError {
-  const where = `publish to exchange '${exchange}'`;
-  const raw = err instanceof Error ? err : new Error(String(err));
-  if (
-    raw.name === 'IllegalOperationError' ||
-    /^(channel|connection) (closed|closing|ended)/i.test(raw.message)
-  ) {
-    return new ChannelError(ErrorCode.CHANNEL_CLOSED, `${where}: ${raw.message}`, { cause: raw });
-  }
-  if (raw instanceof RangeError && /exceeds/i.test(raw.message)) {
-    return new ValidationError(
-      ErrorCode.MESSAGE_TOO_LARGE,
-      `${where}: the message's properties do not fit the client's frame encoder (${raw.message})`,
-      { cause: raw },
-    );
-  }
-  return new ValidationError(
-    ErrorCode.ENCODE_FAILED,
-    `${where}: the message cannot be encoded (${raw.message})`,
-    {
-      cause: raw,
-    },
-  );
 }

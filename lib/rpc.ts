@@ -22,7 +22,8 @@ import {
 import type { ExchangeDefinition } from './exchange';
 import type { Logger } from './logger';
 import { MessageResultError, localFailure, resultFromBody, type RpcResult } from './message';
-import { publishThrowError, type Publisher } from './publisher';
+import { publishThrowError } from './publish-errors';
+import type { Publisher } from './publisher';
 import { isEnvelope, isResultContent } from './schema';
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
 
