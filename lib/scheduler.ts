@@ -71,9 +71,21 @@ export class MicroScheduler {
   }
 }
 
-/** Runs processors until all have quit: `await runAll([a, b])`. */
-export function runAll(processors: readonly MessageProcessor[]): Promise<RunResult[]> {
+/**
+ * What {@link runAll} returns: the promise of the results, which can also be closed (every
+ * processor stopped gracefully, as {@link MicroScheduler.close}), e.g. by `closeOnSignals`.
+ */
+export type RunAllHandle = Promise<RunResult[]> & {
+  /** Stops every processor; idempotent, concurrent-safe, never rejects. */
+  close(): Promise<void>;
+};
+
+/**
+ * Runs processors until all have quit: `await runAll([a, b])`. The promise has a `close()`:
+ * `closeOnSignals(runAll([a, b]))`.
+ */
+export function runAll(processors: readonly MessageProcessor[]): RunAllHandle {
   const scheduler = new MicroScheduler();
   for (const processor of processors) scheduler.add(processor);
-  return scheduler.run();
+  return Object.assign(scheduler.run(), { close: () => scheduler.close() });
 }

@@ -14,6 +14,7 @@ import {
   MessageProcessor,
   MicroScheduler,
   TestClient,
+  runAll,
   type Eqk,
   type ExchangeDefinition,
 } from '../../lib';
@@ -69,6 +70,17 @@ describe('close (in-process broker)', () => {
     );
     await started;
     await closeTwiceAndAgain(scheduler);
+    await expect(running).resolves.toEqual([{ reason: 'stopped' }, { reason: 'stopped' }]);
+  });
+
+  test('close - runAll: its handle closes twice at once and a third time; the results say stopped', async () => {
+    const a = new Worker({ url: url() });
+    const started = new Promise<void>((resolve) =>
+      a.on('status', (s) => s.type === 'consuming' && resolve()),
+    );
+    const running = runAll([a, new Worker({ url: url() })]);
+    await started;
+    await closeTwiceAndAgain(running);
     await expect(running).resolves.toEqual([{ reason: 'stopped' }, { reason: 'stopped' }]);
   });
 });
