@@ -19,6 +19,7 @@ import {
 import { SafeEmitter } from './events';
 import { exchangeKey, type ExchangeDefinition } from './exchange';
 import { getLogger } from './logger';
+import { TIMED_OUT, beforeDeadline } from './shutdown';
 import { amqpTransport } from './transport/amqp/amqp-transport';
 import { memoryTransport } from './transport/memory';
 import type { Transport, TransportChannel, TransportConnection } from './transport/types';
@@ -42,6 +43,9 @@ export interface ConnectionEvents {
   status: [status: ConnectionStatus];
   error: [error: PostageError];
 }
+
+/** How long the broker may take to answer a connection close. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 const transports = new Map<string, Transport>([
   ['amqp', amqpTransport],
@@ -102,6 +106,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   private everConnected = false;
   /** Cuts a backoff sleep short (close()). */
   private wake: (() => void) | undefined;
+  private recoveredAt: number | undefined;
 
   constructor(options: ConnectionOptions & { connectionName?: string } = {}) {
     super(options.logger ?? getLogger());
@@ -122,6 +127,11 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   /** True while reconnecting after an unexpected close. */
   get isRecovering(): boolean {
     return this.recovering;
+  }
+
+  /** Date.now() when the connection last came back after a loss; undefined if it never did. */
+  get lastRecovery(): number | undefined {
+    return this.recoveredAt;
   }
 
   /** The broker has blocked publishers (memory or disk alarm); the reason, or undefined. */
@@ -310,7 +320,12 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     }
   }
 
-  /** Closes the connection and every channel on it. Idempotent; never rejects. */
+  /**
+   * Closes the connection and every channel on it. Idempotent and safe to call concurrently:
+   * every call returns the same promise, which never rejects. Bounded: a connection still
+   * opening is waited for up to `connectTimeout`, and a broker that does not answer the close
+   * within 5 s is left to the heartbeat.
+   */
   close(): Promise<void> {
     this.closing ??= this.doClose();
     return this.closing;
@@ -325,14 +340,15 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.topology = undefined;
     this.exchanges.clear();
     if (connection !== undefined) {
-      try {
-        await connection.close();
-      } catch (err) {
+      const closed = connection.close().catch((err: unknown) => {
         // Already closed by the peer: nothing left to release.
         this.logger.debug('close on a closed connection', { error: err });
+      });
+      if ((await beforeDeadline(closed, Date.now() + CLOSE_TIMEOUT_MS)) === TIMED_OUT) {
+        this.logger.warn('the broker did not answer the close in time', { timeoutMs: CLOSE_TIMEOUT_MS });
       }
     }
-    this.emit('status', { type: 'closed' });
+    this.emitStatus({ type: 'closed' });
   }
 
   /**
@@ -492,6 +508,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.currentEndpoint = endpoint;
     this.generation++;
     this.epoch++;
+    if (recovered) this.recoveredAt = Date.now();
     let lastError: PostageError | undefined;
     connection.on('error', (err: Error) => {
       lastError = toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection error');

@@ -45,6 +45,7 @@ export { MessageProcessor } from './processor';
 export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer';
 export { DIRECT_REPLY_TO } from './rpc';
 export { MicroScheduler, runAll } from './scheduler';
+export type { RunAllHandle } from './scheduler';
 export { MemoryBroker } from './transport/memory';
 export { TestClient } from './testing';
 export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';

@@ -480,14 +480,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * Stops gracefully: cancels its consumers, puts received but unstarted messages back in the
    * queue, waits for the handlers in flight up to `shutdownTimeout` (then aborts
    * `context.signal` and gives them a short grace), settles their messages, closes. Never
-   * hangs; idempotent.
+   * hangs; idempotent and safe to call concurrently: every call returns the same promise
+   * (with the first call's reason).
    */
   stop(reason: StopReason = 'stopped'): Promise<RunResult> {
     this.#stopping ??= this.#doStop(reason);
     return this.#stopping;
   }
 
-  /** Alias of {@link MessageProcessor.stop}. */
+  /** Alias of {@link MessageProcessor.stop} (the same promise as every other stop or close). */
   close(): Promise<RunResult> {
     return this.stop('stopped');
   }
@@ -503,7 +504,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   restart(): void {
     void this.stop('restart').then((result) => {
-      if (result.reason === 'restart' && !this.managedRestart) this.restartProcess();
+      if (result.reason !== 'restart' || this.managedRestart) return;
+      try {
+        this.restartProcess();
+      } catch (err) {
+        // An override of restartProcess that throws must not become an unhandled rejection.
+        this.reportError(toPostageError(err, ErrorCode.CLOSED, 'restart'), 'processor restart');
+      }
     });
   }
 
@@ -536,7 +543,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   async #doStop(reason: StopReason): Promise<RunResult> {
-    this.emit('status', { type: 'stopping', reason });
+    this.#emitStatus({ type: 'stopping', reason });
     this.#closing.abort();
     await this.#starting?.catch(() => undefined);
     await withTimeout(this.consumer.stopConsuming(), CLOSE_TIMEOUT_MS);
@@ -572,9 +579,24 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     await withTimeout(this.#publisher.close(), CLOSE_TIMEOUT_MS);
     await withTimeout(this.consumer.close(), CLOSE_TIMEOUT_MS);
-    this.emit('status', { type: 'stopped', reason });
+    this.#emitStatus({ type: 'stopped', reason });
     this.#finish(result);
     return result;
+  }
+
+  /**
+   * Emits a status of the stop. A listener that throws must not make the stop reject (quit()
+   * and restart() do not await it): the error is reported instead.
+   */
+  #emitStatus(status: ProcessorStatus): void {
+    try {
+      this.emit('status', status);
+    } catch (err) {
+      this.reportError(
+        toPostageError(err, ErrorCode.HOOK_FAILED, `a '${status.type}' status listener threw`),
+        'processor',
+      );
+    }
   }
 
   /** Resolves true when nothing is in flight, false after `ms`. */
