@@ -1,3 +1,6 @@
+// An unhandled rejection fails the run: see spec/helpers/strict-rejections.cjs.
+require('./spec/helpers/strict-rejections.cjs');
+
 /**
  * `npm run test:cluster`: specs that start their own 3-node RabbitMQ cluster (spec/cluster).
  * Kept out of `npm test`'s projects: a cluster takes ~20 s to form.

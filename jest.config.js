@@ -1,3 +1,6 @@
+// An unhandled rejection fails the run: see spec/helpers/strict-rejections.cjs.
+require('./spec/helpers/strict-rejections.cjs');
+
 /**
  * Projects: `unit` needs no broker; `broker` talks to the RabbitMQ that `npm test` starts (or to
  * POSTAGE_TEST_URL); `contract:rabbitmq`, `contract:memory` and `contract:memory:3.10` run the

@@ -1,3 +1,6 @@
+// An unhandled rejection fails the run: see spec/helpers/strict-rejections.cjs.
+require('./spec/helpers/strict-rejections.cjs');
+
 /**
  * `npm run test:faults`: fault tests against real RabbitMQ nodes that each spec starts, kills,
  * restarts, alarms or cuts off (spec/faults). Run in band: they own their nodes and ports.

@@ -20,7 +20,7 @@ import {
   type Eqk,
   type ExchangeDefinition,
   type ReplyFunction,
-} from '../lib';
+} from 'postage-amqp';
 
 // POSTAGE_URL wins; `npm run demo:rabbitmq` sets POSTAGE_TEST_URL (a throwaway RabbitMQ);
 // otherwise the in-process broker.

@@ -20,7 +20,7 @@ import {
   type Eqk,
   type ExchangeDefinition,
   type HandlerContext,
-} from '../lib';
+} from 'postage-amqp';
 
 const given = process.env['POSTAGE_URL'] ?? '';
 const url = given.startsWith('memory://') ? given : `memory://features-${process.pid}`;

@@ -10,6 +10,8 @@
  * A URL only sets what it spells out: `amqp://h` sets the host, not the vhost or the user.
  * The environment is read when a connection is configured, never at module load.
  */
+import { inspect, type InspectOptionsStylized } from 'node:util';
+
 import { ErrorCode, PostageError } from './errors';
 import type { Logger } from './logger';
 import type { Transport } from './transport/types';
@@ -103,7 +105,11 @@ export const DEFAULT_RECONNECT: Readonly<ReconnectOptions> = {
 /** Default confirm timeout in milliseconds. */
 export const DEFAULT_CONFIRM_TIMEOUT = 30_000;
 
-/** One broker address, fully resolved. */
+/**
+ * One broker address, fully resolved. Those {@link resolveConnectionConfig} returns print
+ * without their password: `util.inspect`, `JSON.stringify` and `String()` show `***` (or the
+ * described endpoint, for `String()`).
+ */
 export interface Endpoint {
   readonly protocol: 'amqp' | 'amqps' | 'memory';
   readonly host: string;
@@ -111,6 +117,43 @@ export interface Endpoint {
   readonly vhost: string;
   readonly user: string;
   readonly password: string;
+}
+
+/** What a password prints as. */
+export const REDACTED = '***';
+
+/**
+ * An {@link Endpoint} that never prints its password: the fields are plain (spread and
+ * compared like any object), the printing methods live on the prototype.
+ */
+class ResolvedEndpoint implements Endpoint {
+  readonly protocol: Endpoint['protocol'];
+  readonly host: string;
+  readonly port: number;
+  readonly vhost: string;
+  readonly user: string;
+  readonly password: string;
+
+  constructor(fields: Endpoint) {
+    this.protocol = fields.protocol;
+    this.host = fields.host;
+    this.port = fields.port;
+    this.vhost = fields.vhost;
+    this.user = fields.user;
+    this.password = fields.password;
+  }
+
+  toJSON(): Omit<Endpoint, 'password'> & { password: typeof REDACTED } {
+    return { ...this, password: REDACTED };
+  }
+
+  toString(): string {
+    return describeEndpoint(this);
+  }
+
+  [inspect.custom](_depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    return `Endpoint ${show(this.toJSON(), options)}`;
+  }
 }
 
 /** The result of {@link resolveConnectionConfig}. */
@@ -187,15 +230,18 @@ export function resolveConnectionConfig(
   const user = pick('user').value ?? 'guest';
   const password = pick('password').value ?? 'guest';
   const list = hosts.value ?? [{ host: 'localhost' }];
-  const endpoints = list.map((entry) => ({
-    protocol,
-    host: entry.host,
-    // A port set by a more specific source than the one that named the hosts wins.
-    port: (port.rank < hosts.rank ? port.value : (entry.port ?? port.value)) ?? defaultPort,
-    vhost,
-    user,
-    password,
-  }));
+  const endpoints = list.map(
+    (entry) =>
+      new ResolvedEndpoint({
+        protocol,
+        host: entry.host,
+        // A port set by a more specific source than the one that named the hosts wins.
+        port: (port.rank < hosts.rank ? port.value : (entry.port ?? port.value)) ?? defaultPort,
+        vhost,
+        user,
+        password,
+      }),
+  );
 
   const heartbeat = options.heartbeat ?? pick('heartbeat').value ?? DEFAULT_HEARTBEAT;
   const connectTimeout = options.connectTimeout ?? pick('connectTimeout').value ?? DEFAULT_CONNECT_TIMEOUT;

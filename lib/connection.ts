@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { inspect, type InspectOptionsStylized } from 'node:util';
 
 import {
   describeEndpoint,
@@ -7,10 +8,18 @@ import {
   type ConnectionOptions,
   type Endpoint,
 } from './config';
-import { ConnectionError, ErrorCode, PostageError, toPostageError } from './errors';
+import {
+  ConnectionError,
+  ErrorCode,
+  PostageError,
+  isRefusal,
+  redactCredentials,
+  toPostageError,
+} from './errors';
 import { SafeEmitter } from './events';
 import { exchangeKey, type ExchangeDefinition } from './exchange';
 import { getLogger } from './logger';
+import { TIMED_OUT, beforeDeadline } from './shutdown';
 import { amqpTransport } from './transport/amqp/amqp-transport';
 import { memoryTransport } from './transport/memory';
 import type { Transport, TransportChannel, TransportConnection } from './transport/types';
@@ -34,6 +43,9 @@ export interface ConnectionEvents {
   status: [status: ConnectionStatus];
   error: [error: PostageError];
 }
+
+/** How long the broker may take to answer a connection close. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 const transports = new Map<string, Transport>([
   ['amqp', amqpTransport],
@@ -94,6 +106,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   private everConnected = false;
   /** Cuts a backoff sleep short (close()). */
   private wake: (() => void) | undefined;
+  private recoveredAt: number | undefined;
 
   constructor(options: ConnectionOptions & { connectionName?: string } = {}) {
     super(options.logger ?? getLogger());
@@ -116,6 +129,11 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     return this.recovering;
   }
 
+  /** Date.now() when the connection last came back after a loss; undefined if it never did. */
+  get lastRecovery(): number | undefined {
+    return this.recoveredAt;
+  }
+
   /** The broker has blocked publishers (memory or disk alarm); the reason, or undefined. */
   get blocked(): string | undefined {
     return this.blockedReason;
@@ -128,8 +146,30 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
   }
 
   /**
+   * What the connection shows of itself to `JSON.stringify`: its name, endpoints (without
+   * password) and state. `util.inspect` (console.log) prints the same.
+   */
+  toJSON(): { name: string; endpoints: string[]; open: boolean; closed: boolean; recovering: boolean } {
+    return {
+      name: this.connectionName,
+      endpoints: this.config.endpoints.map(describeEndpoint),
+      open: this.isOpen,
+      closed: this.isClosed,
+      recovering: this.recovering,
+    };
+  }
+
+  /** Prints what {@link Connection.toJSON} returns: never the password, nor amqplib's internals. */
+  [inspect.custom](_depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    return `Connection ${show(this.toJSON(), options)}`;
+  }
+
+  /**
    * Opens the connection if it is not open (trying each endpoint in order) and returns it.
-   * @throws {@link ConnectionError} CONNECTION_FAILED, or CLOSED after close()
+   * A refusal fails at once, without retrying: ACCESS_REFUSED (the login: user name or
+   * password) or NOT_ALLOWED (the virtual host). A broker that cannot be reached is retried
+   * with backoff until connectTimeout, each failed attempt logged at warn.
+   * @throws {@link ConnectionError} CONNECTION_FAILED, ACCESS_REFUSED, NOT_ALLOWED, or CLOSED after close()
    */
   open(): Promise<TransportConnection> {
     if (this.closing !== undefined) {
@@ -143,6 +183,27 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       this.opening = opening;
     }
     return this.opening;
+  }
+
+  /**
+   * Closes the underlying connection, if one is open, without closing this Connection: the
+   * next open() connects again. A component whose start failed releases what it opened with
+   * it (the process must not be held by a socket nobody uses). No recovery follows.
+   * @internal
+   */
+  async disconnect(): Promise<void> {
+    const connection = this.current;
+    if (connection === undefined || this.closing !== undefined) return;
+    // No longer current: its 'close' is not taken for a loss.
+    this.current = undefined;
+    this.topology = undefined;
+    this.exchanges.clear();
+    this.blockedReason = undefined;
+    try {
+      await connection.close();
+    } catch (err) {
+      this.logger.debug('disconnect on a closed connection', { error: err });
+    }
   }
 
   /**
@@ -259,7 +320,12 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     }
   }
 
-  /** Closes the connection and every channel on it. Idempotent; never rejects. */
+  /**
+   * Closes the connection and every channel on it. Idempotent and safe to call concurrently:
+   * every call returns the same promise, which never rejects. Bounded: a connection still
+   * opening is waited for up to `connectTimeout`, and a broker that does not answer the close
+   * within 5 s is left to the heartbeat.
+   */
   close(): Promise<void> {
     this.closing ??= this.doClose();
     return this.closing;
@@ -274,14 +340,15 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.topology = undefined;
     this.exchanges.clear();
     if (connection !== undefined) {
-      try {
-        await connection.close();
-      } catch (err) {
+      const closed = connection.close().catch((err: unknown) => {
         // Already closed by the peer: nothing left to release.
         this.logger.debug('close on a closed connection', { error: err });
+      });
+      if ((await beforeDeadline(closed, Date.now() + CLOSE_TIMEOUT_MS)) === TIMED_OUT) {
+        this.logger.warn('the broker did not answer the close in time', { timeoutMs: CLOSE_TIMEOUT_MS });
       }
     }
-    this.emit('status', { type: 'closed' });
+    this.emitStatus({ type: 'closed' });
   }
 
   /**
@@ -294,10 +361,16 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       try {
         return await this.connectAny(deadline, this.everConnected);
       } catch (err) {
+        // A refusal (login, vhost) is an answer, not an outage: retrying cannot change it.
         if (err instanceof PostageError && err.code !== ErrorCode.CONNECTION_FAILED) throw err;
         const delayMs = Math.min(this.backoff(attempt), deadline - Date.now());
+        this.logger.warn(delayMs > 0 ? 'connect failed, retrying' : 'connect failed, giving up', {
+          attempt,
+          endpoint: this.endpoint,
+          ...(delayMs > 0 ? { delayMs } : { connectTimeout: this.config.connectTimeout }),
+          error: err instanceof Error ? err.message : String(err),
+        });
         if (delayMs <= 0) throw err;
-        this.logger.debug('connect failed, retrying', { attempt, delayMs });
         await this.sleep(delayMs);
         if (this.closing !== undefined) {
           throw new ConnectionError(ErrorCode.CLOSED, 'the connection was closed while opening');
@@ -324,7 +397,14 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         } catch (err) {
           if (err instanceof PostageError && err.code === ErrorCode.CLOSED) throw err;
           lastError = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'reconnect');
-          this.logger.debug('reconnect attempt failed', { attempt, error: lastError });
+          // A refusal is retried too while recovering (an operator may be fixing the user or
+          // the vhost, a restarting broker may refuse for a moment), but said as such.
+          this.logger.warn('reconnect attempt failed', {
+            attempt,
+            endpoint: this.endpoint,
+            code: lastError.code,
+            error: lastError.message,
+          });
         }
       }
     } finally {
@@ -408,9 +488,13 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         return connection;
       } catch (err) {
         if (err instanceof PostageError && err.code === ErrorCode.CLOSED) throw err;
+        // The brokers of one list share their users and vhosts: one refusal answers for all.
+        if (isRefusal(err)) throw err;
         lastError = err;
         this.nextEndpoint = (index + 1) % endpoints.length;
-        failures.push(`${describeEndpoint(endpoint)}: ${err instanceof Error ? err.message : String(err)}`);
+        failures.push(
+          `${describeEndpoint(endpoint)}: ${redactCredentials(err instanceof Error ? err.message : String(err))}`,
+        );
       }
     }
     throw new ConnectionError(ErrorCode.CONNECTION_FAILED, `cannot connect to ${failures.join('; ')}`, {
@@ -424,6 +508,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     this.currentEndpoint = endpoint;
     this.generation++;
     this.epoch++;
+    if (recovered) this.recoveredAt = Date.now();
     let lastError: PostageError | undefined;
     connection.on('error', (err: Error) => {
       lastError = toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection error');

@@ -4,6 +4,7 @@ import { jsonEncoder, type Encoder } from './encoder';
 import { ConnectionError, ErrorCode, PostageError, toPostageError } from './errors';
 import { SafeEmitter } from './events';
 import type { ExchangeDefinition } from './exchange';
+import { withTimeout } from './shutdown';
 import type { QueueOptions, TransportChannel, TransportMessage } from './transport/types';
 
 /**
@@ -50,6 +51,9 @@ export interface ConsumerOptions extends ConnectionOptions {
   /** @default the JSON encoder */
   encoder?: Encoder;
 }
+
+/** How long each step of close() (cancelling the consumers, closing the channel) may take. */
+const CLOSE_STEP_TIMEOUT_MS = 5_000;
 
 /** Default prefetch: enough to keep a handler busy, small enough to spread work between consumers. */
 export const DEFAULT_PREFETCH = 10;
@@ -113,6 +117,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
   #opening: Promise<TransportChannel> | undefined;
   #onDelivery: DeliveryHandler | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #pendingEqk: Eqk;
   #recovering: Promise<void> | undefined;
 
@@ -229,7 +234,13 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     this.#assertOpen();
     const eqk = this.#pendingEqk;
     this.#pendingEqk = [];
-    await this.addEqk(eqk);
+    try {
+      await this.addEqk(eqk);
+    } catch (err) {
+      // Declared again by the next start (declarations are idempotent): a failed start can be retried.
+      this.#pendingEqk = eqk;
+      throw err;
+    }
     this.#onDelivery = onDelivery;
     await this.#getChannel();
     for (const name of this.#queues.keys()) await this.#consumeQueue(name);
@@ -308,16 +319,24 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     channel.publish(exchange, routingKey, content, properties);
   }
 
-  /** Stops consuming and closes the channel (and the connection if this consumer opened it). */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    await this.stopConsuming();
+  /**
+   * Stops consuming and closes the channel (and the connection if this consumer opened it).
+   * Idempotent and safe to call concurrently: every call returns the same promise, which never
+   * rejects; each step is bounded.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutDown();
+    return this.#closing;
+  }
+
+  async #shutDown(): Promise<void> {
+    await withTimeout(this.stopConsuming(), CLOSE_STEP_TIMEOUT_MS);
     this.#closed = true;
     // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
     // close() must not wait for the broker to come back.
     const channel = this.#channel;
     this.#channel = undefined;
-    if (channel !== undefined) await channel.close().catch(() => undefined);
+    if (channel !== undefined) await withTimeout(channel.close(), CLOSE_STEP_TIMEOUT_MS);
     if (this.#ownsConnection) await this.connection.close();
   }
 
@@ -414,9 +433,14 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
       this.#again = true;
       return;
     }
-    this.#recovering = this.#recover().finally(() => {
-      this.#recovering = undefined;
-    });
+    this.#recovering = this.#recover()
+      .catch((err: unknown) => {
+        // Only a listener of 'lost' that throws gets here: reported, never left unhandled.
+        this.reportError(toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'consumer recovery'), 'consumer');
+      })
+      .finally(() => {
+        this.#recovering = undefined;
+      });
   }
 
   #again = false;

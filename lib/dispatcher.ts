@@ -29,8 +29,10 @@ import {
   type ErrorHandler,
 } from './outcome';
 import {
+  FailedCopies,
   ROUTING_KEY_HEADER,
   brokerCountsRequeues,
+  copyRefusal,
   deadLetterProperties,
   deliveryNumber,
   requeueProperties,
@@ -56,6 +58,8 @@ export interface DispatchSettings {
   readonly maxDeliveries: number;
   /** The processor's own dead-letter exchange: dead letters published there carry postage's reason headers. */
   readonly deadLetterExchange: string | undefined;
+  /** The processor's broker user: a copy keeps a user_id of this user only (the broker refuses others). */
+  readonly user: string | undefined;
   /** Aborted when the processor begins to stop: requeue delays end at once. */
   readonly closing: AbortSignal;
   /** Aborted at the shutdown deadline: the handlers' `context.signal`. */
@@ -84,6 +88,18 @@ export interface Counts {
 
 const NO_ROUTES: readonly Route[] = [];
 
+/**
+ * Codes of a copy that can never be published as it is: retrying changes nothing, so the
+ * original is settled without it at once.
+ */
+const CANNOT_COPY = new Set<ErrorCode>([
+  ErrorCode.ENCODE_FAILED,
+  ErrorCode.MESSAGE_TOO_LARGE,
+  ErrorCode.INVALID_ARGUMENT,
+  // The broker refused the copy's properties (406): the same copy is refused again.
+  ErrorCode.PRECONDITION_FAILED,
+]);
+
 /** @internal */
 export class Dispatcher {
   /** (category, type, name) handlers. */
@@ -93,6 +109,8 @@ export class Dispatcher {
   readonly hooks = new HookChain();
   readonly counts: Counts = { received: 0, acked: 0, requeued: 0, deadLettered: 0, returned: 0 };
   readonly #settings: DispatchSettings;
+  /** Returns after a failed copy on classic queues, counted toward maxDeliveries. */
+  readonly #failedCopies = new FailedCopies();
 
   constructor(settings: DispatchSettings) {
     this.#settings = settings;
@@ -100,7 +118,9 @@ export class Dispatcher {
 
   /** Handles one delivery to the end: decode, translate, hooks, handlers, settle. Never throws. */
   async handle(message: TransportMessage, queue: string): Promise<void> {
-    const deliveries = deliveryNumber(message.properties);
+    const deliveries =
+      deliveryNumber(message.properties, this.#settings.queueRules.get(queue)?.quorum) +
+      this.#failedCopies.of(message, queue);
     try {
       let body: ReceivedBody;
       try {
@@ -430,6 +450,7 @@ export class Dispatcher {
   ): Promise<void> | undefined {
     switch (outcome.kind) {
       case 'ack':
+        this.#failedCopies.forget(message, queue);
         this.#settings.consumer.ack(message);
         this.counts.acked++;
         return undefined;
@@ -452,11 +473,19 @@ export class Dispatcher {
         }
         // Elsewhere the broker does not count, or its limit could end the message first (RabbitMQ
         // 4.0's default 20): republish with postage's counter, ack the original once confirmed.
-        return this.#republish(message, queue, '', queue, requeueProperties(message, deliveries), 'requeue');
+        const options = requeueProperties(message, deliveries, this.#settings.user);
+        return this.#republish(message, queue, '', queue, options, 'requeue', deliveries);
       }
       case 'deadLetter':
         return this.#deadLetter(message, queue, outcome.reason, outcome.error, deliveries);
     }
+  }
+
+  /** True when the queue counts returns itself (a quorum queue): a reject with requeue is counted. */
+  #brokerCounts(message: TransportMessage, queue: string): boolean {
+    const quorum = this.#settings.queueRules.get(queue)?.quorum;
+    if (quorum !== undefined) return quorum;
+    return typeof message.properties.headers?.['x-delivery-count'] === 'number';
   }
 
   #deadLetter(
@@ -470,21 +499,28 @@ export class Dispatcher {
     // Only into the processor's own exchange: a queue's other DLX gets the broker's x-death instead.
     if (own === undefined || this.#settings.queueRules.get(queue)?.deadLetterExchange !== own) {
       // No exchange of ours: the broker dead-letters (x-death reason 'rejected') or drops it.
+      this.#failedCopies.forget(message, queue);
       this.#settings.consumer.reject(message, false);
       this.counts.deadLettered++;
       return undefined;
     }
-    const options = deadLetterProperties(message, queue, reason, error, deliveries);
+    const options = deadLetterProperties(message, queue, reason, error, deliveries, this.#settings.user);
     const routingKey = options.headers?.[ROUTING_KEY_HEADER] as string;
-    return this.#republish(message, queue, own, routingKey, options, 'deadLetter');
+    return this.#republish(message, queue, own, routingKey, options, 'deadLetter', deliveries);
   }
 
   /**
    * Publishes a copy (dead letter or counted requeue) with publisher confirms and acks the
-   * original only once the broker confirmed the copy. If the copy is nacked, unroutable, not
-   * confirmed within `confirmTimeout` or the channel fails, the original is held for the
-   * requeue delay (cut short at stop) and then returned to its queue: nothing is lost, nothing
-   * loops hot, and the error is reported.
+   * original only once the broker confirmed the copy. When the copy fails:
+   * - it cannot be made at all (too large, not encodable, its properties refused): a dead
+   *   letter's original is rejected without requeue, so the queue's own dead-letter exchange
+   *   (the processor's) takes it with the broker's x-death; a requeue's original goes back as
+   *   it is, counted;
+   * - otherwise (nacked, unroutable, not confirmed within `confirmTimeout`, channel lost): the
+   *   original is held for the requeue delay (cut short at stop), then goes back to its queue,
+   *   counted toward maxDeliveries; a dead letter that fails on the last allowed delivery is
+   *   rejected to the broker instead.
+   * Nothing is requeued forever, nothing loops hot; failures are reported, a rejection logged.
    */
   async #republish(
     message: TransportMessage,
@@ -493,27 +529,56 @@ export class Dispatcher {
     routingKey: string,
     options: PublishOptions,
     kind: 'requeue' | 'deadLetter',
+    deliveries: number,
   ): Promise<void> {
-    try {
-      await this.#settings.publish(exchange, routingKey, message.content, options);
-    } catch (err) {
-      const what = kind === 'deadLetter' ? 'dead letter' : 'counted requeue';
-      this.#settings.report(
-        toPostageError(err, ErrorCode.CHANNEL_CLOSED, `${what} of a message from '${queue}'`),
-        `${what} not confirmed: the message goes back to its queue`,
+    const what = kind === 'deadLetter' ? 'dead letter' : 'counted requeue';
+    let error = copyRefusal(options);
+    if (error === undefined) {
+      try {
+        await this.#settings.publish(exchange, routingKey, message.content, options);
+        this.#failedCopies.forget(message, queue);
+        this.#settings.consumer.ack(message);
+        if (kind === 'deadLetter') this.counts.deadLettered++;
+        else this.counts.requeued++;
+        return;
+      } catch (err) {
+        error = toPostageError(err, ErrorCode.CHANNEL_CLOSED, `${what} of a message from '${queue}'`);
+      }
+    }
+    const permanent = CANNOT_COPY.has(error.code);
+    const fields = {
+      queue,
+      code: error.code,
+      reason: error.message,
+      messageId: message.properties.messageId,
+      deliveries,
+    };
+    if (kind === 'deadLetter' && (permanent || deliveries >= this.#settings.maxDeliveries)) {
+      this.#settings.logger.error(
+        `${what} cannot be published: the message is rejected to the broker (the queue's dead-letter exchange takes it)`,
+        fields,
       );
+      this.#failedCopies.forget(message, queue);
+      this.#settings.consumer.reject(message, false);
+      this.counts.deadLettered++;
+      return;
+    }
+    if (permanent) {
+      this.#settings.logger.warn(
+        `${what} cannot be published: the message goes back to its queue as it is`,
+        fields,
+      );
+    } else {
+      this.#settings.report(error, `${what} not confirmed: the message goes back to its queue`);
       if (!this.#settings.closing.aborted) {
         await sleep(DEFAULT_REQUEUE_DELAY_MS, undefined, { signal: this.#settings.closing }).catch(
           () => undefined,
         );
       }
-      this.#settings.consumer.reject(message, true);
-      this.counts.requeued++;
-      return;
     }
-    this.#settings.consumer.ack(message);
-    if (kind === 'deadLetter') this.counts.deadLettered++;
-    else this.counts.requeued++;
+    if (!this.#brokerCounts(message, queue)) this.#failedCopies.count(message, queue);
+    this.#settings.consumer.reject(message, true);
+    this.counts.requeued++;
   }
 
   #sendReply(request: TransportMessage, result: unknown): void {

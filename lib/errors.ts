@@ -51,8 +51,13 @@ export const ErrorCode = {
   PRECONDITION_FAILED: 'PRECONDITION_FAILED',
   /** Broker reply 405: e.g. an exclusive queue of another connection. */
   RESOURCE_LOCKED: 'RESOURCE_LOCKED',
-  /** Broker reply 403. */
+  /** Broker reply 403: e.g. a login refused (wrong user name or password), or no permission. */
   ACCESS_REFUSED: 'ACCESS_REFUSED',
+  /**
+   * Broker reply 530: the broker refused to open the virtual host (it does not exist, the user
+   * has no permission on it, or a connection limit is reached).
+   */
+  NOT_ALLOWED: 'NOT_ALLOWED',
   /** Any other broker error. */
   BROKER_ERROR: 'BROKER_ERROR',
   /** A processing hook (beforeHandling, afterHandling, beforeProcessing...) threw. */
@@ -176,7 +181,30 @@ const REPLY_CODES: Readonly<Record<number, ErrorCode>> = {
   404: ErrorCode.NOT_FOUND,
   405: ErrorCode.RESOURCE_LOCKED,
   406: ErrorCode.PRECONDITION_FAILED,
+  530: ErrorCode.NOT_ALLOWED,
 };
+
+/**
+ * A login or vhost refusal of the broker at connect (ACCESS_REFUSED, NOT_ALLOWED): an answer,
+ * not an outage, so retrying the connect cannot help. @internal
+ */
+export function isRefusal(err: unknown): err is ConnectionError {
+  return (
+    err instanceof ConnectionError &&
+    (err.code === ErrorCode.ACCESS_REFUSED || err.code === ErrorCode.NOT_ALLOWED)
+  );
+}
+
+/** `scheme://user:password@`: the credentials part of a URL. */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]*@/gi;
+
+/**
+ * The text with the password of every `scheme://user:password@host` URL in it replaced by `***`
+ * (for messages and logs that may quote a URL).
+ */
+export function redactCredentials(text: string): string {
+  return text.includes('@') ? text.replace(URL_CREDENTIALS, '$1:***@') : text;
+}
 
 /**
  * Turns whatever amqplib (or the in-process broker) raised into a {@link PostageError}.

@@ -35,7 +35,9 @@ export interface ExchangeDefinition {
  * exchange once per connection, before its first use.
  *
  * `name` is a static field, as in postage; this needs `target` ES2022 or later (or
- * `useDefineForClassFields`), the default of modern TypeScript setups.
+ * `useDefineForClassFields`), the default of modern TypeScript setups, and it replaces the
+ * class's own `Function.name` (`EchoExchange.name` is `'echo-exchange'`). Where either does
+ * not suit, {@link Exchange.define} makes an exchange without a class.
  *
  * @example
  * ```ts
@@ -69,7 +71,37 @@ export class Exchange {
   static get parameters(): ExchangeParameters {
     return exchangeParameters(this);
   }
+
+  /**
+   * An exchange as a plain definition: the fields given, the others from this class's static
+   * fields (`Exchange`'s defaults, or a subclass's). It sets no `Function.name` and needs no
+   * compiler setting, so it suits `useDefineForClassFields: false` (e.g. NestJS's
+   * `target` ES2021).
+   *
+   * @example
+   * ```ts
+   * export const EchoExchange = Exchange.define({ name: 'echo-exchange', exchange_type: 'direct' });
+   * class EchoProducer extends GenericProducer<{ echo: string }> {
+   *   static override eks = [[EchoExchange, 'echo-rk']] as const;
+   * }
+   * ```
+   */
+  static define(fields: ExchangeFields): Readonly<Required<ExchangeDefinition>> {
+    return Object.freeze({
+      name: fields.name,
+      exchange_type: fields.exchange_type ?? this.exchange_type,
+      passive: fields.passive ?? this.passive,
+      durable: fields.durable ?? this.durable,
+      auto_delete: fields.auto_delete ?? this.auto_delete,
+      internal: fields.internal ?? this.internal,
+      arguments: fields.arguments ?? this.arguments,
+    });
+  }
 }
+
+/** The fields of {@link Exchange.define}: a name, and any of the other fields of an exchange. */
+export type ExchangeFields = Pick<ExchangeDefinition, 'name'> &
+  Partial<Omit<{ -readonly [K in keyof ExchangeDefinition]-?: ExchangeDefinition[K] }, 'name'>>;
 
 /** The parameters view of any exchange definition. */
 export function exchangeParameters(exchange: ExchangeDefinition): ExchangeParameters {

@@ -1,10 +1,13 @@
 /**
  * Handler registration: the decorators MessageHandler, RpcHandler, MessageHandlerFullBody and
- * MessageFilter (standard TypeScript 5 decorators), and class-based handlers.
+ * MessageFilter, and class-based handlers. The decorators work as standard (TC39) decorators
+ * and as TypeScript's `experimentalDecorators` (NestJS, TypeORM): they tell the two calling
+ * conventions apart at run time.
  *
  * Registries are per class (postage shared one registry between every processor class, so
- * handlers leaked across classes): each decorator writes into its class's decorator metadata,
- * and a processor collects its own class chain, base classes first, each in declaration order.
+ * handlers leaked across classes): each decorator writes into its class's decorator metadata
+ * (standard decorators) or into a registry keyed by the class (legacy ones), and a processor
+ * collects its own class chain, base classes first, each in declaration order.
  */
 import type { Message } from './message';
 import type { ErrorHandler } from './outcome';
@@ -136,10 +139,66 @@ const FILTERS = Symbol('postage.filters');
 let nextSeq = 0;
 
 type Metadata = Record<symbol, unknown>;
-type DecoratorContext = ClassMethodDecoratorContext | ClassFieldDecoratorContext;
 
-/** The decorator the handler decorators return: on a method, or on a static field holding a Handler class. */
-export type HandlerDecorator = (value: unknown, context: DecoratorContext) => void;
+/**
+ * The decorator the handler decorators return: on a method, or on a static field holding a
+ * Handler class. It has both signatures, so it compiles with standard decorators and with
+ * `experimentalDecorators`.
+ */
+export interface HandlerDecorator {
+  /** A standard (TC39) decorator. */
+  (value: unknown, context: ClassMethodDecoratorContext | ClassFieldDecoratorContext): void;
+  /** A legacy decorator (`experimentalDecorators`): a method's prototype or a static field's class. */
+  (target: object, propertyKey: string | symbol, descriptor?: PropertyDescriptor): void;
+}
+
+/** What a decorator needs to know of the member it decorates, from either calling convention. */
+interface MemberInfo {
+  readonly kind: string;
+  readonly name: string | symbol;
+  readonly static: boolean;
+  readonly private: boolean;
+  readonly metadata: Metadata;
+}
+
+/** Legacy decorators have no metadata object: theirs, per class. */
+const legacyMetadata = new WeakMap<object, Metadata>();
+
+function legacyMember(
+  target: object,
+  key: string | symbol,
+  descriptor: PropertyDescriptor | undefined,
+): MemberInfo {
+  // A static member gets the class itself, an instance member the class's prototype.
+  const isStatic = typeof target === 'function';
+  const owner = isStatic ? target : (target as { constructor: object }).constructor;
+  let metadata = legacyMetadata.get(owner);
+  if (metadata === undefined) {
+    metadata = {};
+    legacyMetadata.set(owner, metadata);
+  }
+  const kind =
+    descriptor === undefined ? 'field' : typeof descriptor.value === 'function' ? 'method' : 'accessor';
+  return { kind, name: key, static: isStatic, private: false, metadata };
+}
+
+/** A decorator that works in both conventions: `apply` gets the member, however it was called. */
+function memberDecorator(apply: (member: MemberInfo) => void): HandlerDecorator {
+  return (value: unknown, contextOrKey: unknown, descriptor?: PropertyDescriptor): void => {
+    if (typeof contextOrKey === 'string' || typeof contextOrKey === 'symbol') {
+      apply(legacyMember(value as object, contextOrKey, descriptor));
+      return;
+    }
+    const context = contextOrKey as ClassMethodDecoratorContext | ClassFieldDecoratorContext;
+    apply({
+      kind: context.kind,
+      name: context.name,
+      static: context.static,
+      private: context.private,
+      metadata: context.metadata as Metadata,
+    });
+  };
+}
 
 function ownList<T>(metadata: Metadata, key: symbol, make: () => T): T {
   if (!Object.hasOwn(metadata, key)) metadata[key] = make();
@@ -155,29 +214,32 @@ function registration(
   fallback = false,
   matcher?: MessagePredicate,
 ): HandlerDecorator {
-  // Decorator factories run in document order (application order puts methods before fields).
+  // Decorator factories run in document order (application order puts methods before fields);
+  // with experimentalDecorators, TypeScript runs a class's instance members' first.
   const seq = ++nextSeq;
-  return (_value, context) => {
-    if (context.private) throw new TypeError('postage handlers cannot be #private members');
-    if (context.kind === 'field' && !context.static) {
+  return memberDecorator((member) => {
+    if (member.private) throw new TypeError('postage handlers cannot be #private members');
+    if (member.kind !== 'method' && member.kind !== 'field') {
+      throw new TypeError('postage handlers decorate methods, or static fields holding a Handler class');
+    }
+    if (member.kind === 'field' && !member.static) {
       throw new TypeError('a handler field must be static and hold a Handler class');
     }
-    const metadata = context.metadata as Metadata;
-    ownList<HandlerEntry[]>(metadata, HANDLERS, () => []).push({
+    ownList<HandlerEntry[]>(member.metadata, HANDLERS, () => []).push({
       seq,
       category,
       type,
       name,
       fullBody,
-      member: context.name,
-      isStatic: context.static,
+      member: member.name,
+      isStatic: member.static,
       options,
       fallback,
       depth: 0,
       filters: [],
       ...(matcher === undefined ? {} : { matcher }),
     });
-  };
+  });
 }
 
 /**
@@ -247,18 +309,17 @@ export function DefaultHandler(type: string, name: string): HandlerDecorator {
  * Filters run in decorator order nearest the member first, as in postage.
  */
 export function MessageFilter(filter: MessageFilterFunction, ...args: readonly unknown[]): HandlerDecorator {
-  return (_value, context) => {
-    if (context.private) throw new TypeError('postage filters cannot be on #private members');
-    const metadata = context.metadata as Metadata;
+  return memberDecorator((member) => {
+    if (member.private) throw new TypeError('postage filters cannot be on #private members');
     const filters = ownList<Map<string | symbol, HandlerEntry['filters']>>(
-      metadata,
+      member.metadata,
       FILTERS,
       () => new Map(),
     );
-    const list = filters.get(context.name) ?? [];
+    const list = filters.get(member.name) ?? [];
     list.push({ fn: filter, args });
-    filters.set(context.name, list);
-  };
+    filters.set(member.name, list);
+  });
 }
 
 /**
@@ -267,27 +328,35 @@ export function MessageFilter(filter: MessageFilterFunction, ...args: readonly u
  * @internal
  */
 export function collectHandlers(constructor: abstract new (...args: never[]) => unknown): HandlerEntry[] {
-  const chain: Metadata[] = [];
+  // Each class's own metadata (standard decorators define it on the class they decorate; a
+  // class without decorators inherits its base's), then its legacy registry; base classes first.
   const metadataKey = (Symbol as { metadata?: symbol }).metadata as symbol;
-  let meta = (constructor as unknown as Record<symbol, Metadata | undefined>)[metadataKey];
-  while (meta !== undefined && meta !== null) {
-    chain.unshift(meta);
-    meta = Object.getPrototypeOf(meta) as Metadata | undefined;
+  const chain: Metadata[][] = [];
+  for (let c: unknown = constructor; typeof c === 'function'; c = Object.getPrototypeOf(c)) {
+    const own: Metadata[] = [];
+    if (Object.hasOwn(c, metadataKey)) {
+      const metadata = (c as unknown as Record<symbol, Metadata | undefined>)[metadataKey];
+      if (metadata !== undefined && metadata !== null) own.push(metadata);
+    }
+    const legacy = legacyMetadata.get(c);
+    if (legacy !== undefined) own.push(legacy);
+    chain.unshift(own);
   }
   const entries: HandlerEntry[] = [];
   const filtersOf = (member: string | symbol): HandlerEntry['filters'] => {
     for (let i = chain.length - 1; i >= 0; i--) {
-      const own = chain[i] as Metadata;
-      if (Object.hasOwn(own, FILTERS)) {
+      for (const own of chain[i] as Metadata[]) {
+        if (!Object.hasOwn(own, FILTERS)) continue;
         const list = (own[FILTERS] as Map<string | symbol, HandlerEntry['filters']>).get(member);
         if (list !== undefined) return list;
       }
     }
     return [];
   };
-  for (const [depth, own] of chain.entries()) {
-    if (!Object.hasOwn(own, HANDLERS)) continue;
-    const list = [...(own[HANDLERS] as HandlerEntry[])].sort((a, b) => a.seq - b.seq);
+  for (const [depth, owns] of chain.entries()) {
+    const list = owns
+      .flatMap((own) => (Object.hasOwn(own, HANDLERS) ? (own[HANDLERS] as HandlerEntry[]) : []))
+      .sort((a, b) => a.seq - b.seq);
     for (const entry of list) {
       const same = entries.findIndex(
         (e) =>

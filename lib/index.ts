@@ -45,6 +45,7 @@ export { MessageProcessor } from './processor';
 export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer';
 export { DIRECT_REPLY_TO } from './rpc';
 export { MicroScheduler, runAll } from './scheduler';
+export type { RunAllHandle } from './scheduler';
 export { MemoryBroker } from './transport/memory';
 export { TestClient } from './testing';
 export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';
@@ -67,7 +68,13 @@ export type {
 } from './consumer';
 export type { Encoder } from './encoder';
 export type { PostageErrorOptions } from './errors';
-export type { ExchangeDefinition, ExchangeKey, ExchangeParameters, ExchangeType } from './exchange';
+export type {
+  ExchangeDefinition,
+  ExchangeFields,
+  ExchangeKey,
+  ExchangeParameters,
+  ExchangeType,
+} from './exchange';
 export type { FingerprintDict, FingerprintLike, FingerprintOverrides, FingerprintTuple } from './fingerprint';
 export type {
   HandlerContext,

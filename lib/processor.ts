@@ -191,6 +191,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   readonly #publisher: Publisher;
   readonly #concurrency: number;
   readonly #shutdownTimeout: number;
+  /** Built without a `connection` option: a failed start releases the connection it opened. */
+  readonly #ownsConnection: boolean;
   /** Aborted when stop begins: requeue delays end at once. */
   readonly #closing = new AbortController();
   /** Aborted at the shutdown deadline: handlers see it as `context.signal`. */
@@ -222,6 +224,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.encoder = consumer.encoder;
     this.maxDeliveries = maxDeliveries;
     this.deadLetter = deadLetter;
+    this.#ownsConnection = options.connection === undefined;
     this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
     this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
     const confirmTimeout = options.confirmTimeout ?? 10_000;
@@ -249,6 +252,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       onError: options.onError,
       maxDeliveries,
       deadLetterExchange: deadLetter?.exchange,
+      user: consumer.connection.config.endpoints[0]?.user,
       closing: this.#closing.signal,
       deadline: this.#deadline.signal,
       settled: () => this.#afterDispatch(),
@@ -349,36 +353,50 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     return this;
   }
 
-  /** Declares the bindings and starts consuming; resolves once every queue is consumed. */
+  /**
+   * Declares the bindings and starts consuming; resolves once every queue is consumed. A start
+   * that fails (broker unreachable, login refused, a declaration refused, a hook threw) leaves
+   * the processor as it was: consumers that did start are cancelled, the connection it opened
+   * for itself is released, and start() or run() may be called again.
+   */
   start(): Promise<void> {
-    this.#starting ??= (async () => {
-      for (const hook of this.#dispatcher.hooks.beforeProcessing) {
-        try {
-          await hook(this);
-        } catch (err) {
-          throw new PostageError(ErrorCode.HOOK_FAILED, `beforeProcessing hook failed: ${String(err)}`, {
-            cause: err,
-          });
-        }
+    this.#starting ??= this.#start().catch(async (err: unknown) => {
+      // A stop that began meanwhile releases everything itself; the processor is done then.
+      if (this.#stopping === undefined) {
+        await this.consumer.stopConsuming().catch(() => undefined);
+        if (this.#ownsConnection) await this.connection.disconnect();
+        this.#starting = undefined;
       }
-      if (this.deadLetter !== undefined) await declareDeadLetter(this.connection, this.deadLetter);
-      await this.consumer.startConsuming((message, queue) => this.#onDelivery(message, queue));
-      this.emit('status', { type: 'consuming', queues: this.consumer.queueNames });
-    })();
+      throw err;
+    });
     return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    for (const hook of this.#dispatcher.hooks.beforeProcessing) {
+      try {
+        await hook(this);
+      } catch (err) {
+        throw new PostageError(ErrorCode.HOOK_FAILED, `beforeProcessing hook failed: ${String(err)}`, {
+          cause: err,
+        });
+      }
+    }
+    if (this.deadLetter !== undefined) await declareDeadLetter(this.connection, this.deadLetter);
+    await this.consumer.startConsuming((message, queue) => this.#onDelivery(message, queue));
+    this.emit('status', { type: 'consuming', queues: this.consumer.queueNames });
   }
 
   /**
    * Starts and runs until the processor quits, restarts or is stopped. Rejects if it cannot
-   * start or loses its channel.
+   * start (the processor can then run again: see {@link MessageProcessor.start}) or if it
+   * loses its channel for good.
    */
   async run(): Promise<RunResult> {
     try {
       await this.start();
     } catch (err) {
-      const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
-      await this.stop('stopped').catch(() => undefined);
-      throw error;
+      throw toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
     }
     return this.#finished;
   }
@@ -399,9 +417,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     try {
       timedOut = (await beforeDeadline(this.start(), deadline)) === TIMED_OUT;
     } catch (err) {
-      const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
-      await this.stop('stopped').catch(() => undefined);
-      throw error;
+      // As with run(): a failed start leaves the processor ready to try again.
+      throw toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
     }
     // Ready messages not yet delivered, plus those delivered already.
     let target = this.#dispatcher.counts.received;
@@ -463,14 +480,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * Stops gracefully: cancels its consumers, puts received but unstarted messages back in the
    * queue, waits for the handlers in flight up to `shutdownTimeout` (then aborts
    * `context.signal` and gives them a short grace), settles their messages, closes. Never
-   * hangs; idempotent.
+   * hangs; idempotent and safe to call concurrently: every call returns the same promise
+   * (with the first call's reason).
    */
   stop(reason: StopReason = 'stopped'): Promise<RunResult> {
     this.#stopping ??= this.#doStop(reason);
     return this.#stopping;
   }
 
-  /** Alias of {@link MessageProcessor.stop}. */
+  /** Alias of {@link MessageProcessor.stop} (the same promise as every other stop or close). */
   close(): Promise<RunResult> {
     return this.stop('stopped');
   }
@@ -486,7 +504,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    */
   restart(): void {
     void this.stop('restart').then((result) => {
-      if (result.reason === 'restart' && !this.managedRestart) this.restartProcess();
+      if (result.reason !== 'restart' || this.managedRestart) return;
+      try {
+        this.restartProcess();
+      } catch (err) {
+        // An override of restartProcess that throws must not become an unhandled rejection.
+        this.reportError(toPostageError(err, ErrorCode.CLOSED, 'restart'), 'processor restart');
+      }
     });
   }
 
@@ -519,7 +543,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   async #doStop(reason: StopReason): Promise<RunResult> {
-    this.emit('status', { type: 'stopping', reason });
+    this.#emitStatus({ type: 'stopping', reason });
     this.#closing.abort();
     await this.#starting?.catch(() => undefined);
     await withTimeout(this.consumer.stopConsuming(), CLOSE_TIMEOUT_MS);
@@ -555,9 +579,24 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     }
     await withTimeout(this.#publisher.close(), CLOSE_TIMEOUT_MS);
     await withTimeout(this.consumer.close(), CLOSE_TIMEOUT_MS);
-    this.emit('status', { type: 'stopped', reason });
+    this.#emitStatus({ type: 'stopped', reason });
     this.#finish(result);
     return result;
+  }
+
+  /**
+   * Emits a status of the stop. A listener that throws must not make the stop reject (quit()
+   * and restart() do not await it): the error is reported instead.
+   */
+  #emitStatus(status: ProcessorStatus): void {
+    try {
+      this.emit('status', status);
+    } catch (err) {
+      this.reportError(
+        toPostageError(err, ErrorCode.HOOK_FAILED, `a '${status.type}' status listener threw`),
+        'processor',
+      );
+    }
   }
 
   /** Resolves true when nothing is in flight, false after `ms`. */

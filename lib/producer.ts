@@ -64,10 +64,30 @@ export interface ProducerOptions extends ConnectionOptions {
   rpcReplyMode?: RpcReplyMode;
   /** Largest encoded message accepted, in bytes (RabbitMQ 3.10's own limit). @default 134_217_728 */
   maxMessageSize?: number;
+  /**
+   * Milliseconds `close()` waits for the publishes already made (awaited or not) to settle:
+   * confirmed, returned or failed. What is still unsettled then rejects with CLOSED.
+   * @default the confirmTimeout (30_000): every publish settles within it anyway
+   */
+  closeTimeout?: number;
+  /**
+   * Milliseconds after the producer's connection recovered from a loss during which an RPC
+   * request that comes back unroutable is sent again with backoff (while the call has time
+   * left) instead of failing: the server's queue may not be declared again yet. 0 disables.
+   * @default 10_000
+   */
+  rpcRecoveryWindow?: number;
 }
 
 /** Default largest message: RabbitMQ 3.10's `max_message_size`. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 134_217_728;
+
+/**
+ * Default of {@link ProducerOptions.rpcRecoveryWindow}: a server's connection recovers on its
+ * own schedule, up to `reconnect.maxDelay` (5 s, plus 20% jitter) after the producer's, and
+ * then declares its queues again.
+ */
+export const DEFAULT_RPC_RECOVERY_WINDOW = 10_000;
 
 const RAW = Symbol('postage.raw');
 
@@ -129,6 +149,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
   readonly #publisher: Publisher;
   readonly #rpcClient: RpcClient;
   readonly #debug: boolean;
+  #closing: Promise<void> | undefined;
   readonly #generated = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   /** The fingerprint as JSON, when the encoder is the stock JSON one (the encode fast path). */
   readonly #fingerprintJson: string | undefined;
@@ -154,8 +175,25 @@ export class GenericProducer<Commands extends object = NoCommands> {
     this.rpcReplyMode = replyMode(options.rpcReplyMode ?? envReplyMode() ?? statics.rpc_reply_mode);
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#fingerprintJson = isStockJson(this.encoder) ? JSON.stringify(this.fingerprint) : undefined;
-    this.#publisher = new Publisher(this.connection);
-    this.#rpcClient = new RpcClient(this.#publisher, this.encoder, this.logger, this.connection);
+    const closeTimeout = options.closeTimeout;
+    if (closeTimeout !== undefined && !(closeTimeout >= 0)) {
+      throw new PostageError(ErrorCode.INVALID_ARGUMENT, `closeTimeout must be >= 0 ms, got ${closeTimeout}`);
+    }
+    this.#publisher = new Publisher(this.connection, closeTimeout === undefined ? {} : { closeTimeout });
+    const recoveryWindow = options.rpcRecoveryWindow ?? DEFAULT_RPC_RECOVERY_WINDOW;
+    if (!(recoveryWindow >= 0)) {
+      throw new PostageError(
+        ErrorCode.INVALID_ARGUMENT,
+        `rpcRecoveryWindow must be >= 0 ms, got ${recoveryWindow}`,
+      );
+    }
+    this.#rpcClient = new RpcClient(
+      this.#publisher,
+      this.encoder,
+      this.logger,
+      this.connection,
+      recoveryWindow,
+    );
     this[RAW] = this;
     // The constructor returns the Proxy: `new XxxProducer()` has the generated methods too.
     return wrapProducer(this, (name) => this[RAW].#generatedMethod(name));
@@ -260,14 +298,22 @@ export class GenericProducer<Commands extends object = NoCommands> {
   }
 
   /**
-   * Closes the producer: pending RPC calls resolve to a ConnectionError result, unconfirmed
-   * publishes reject with CHANNEL_CLOSED, and the connection closes if the producer opened it.
+   * Closes the producer. New publishes and calls reject with CLOSED at once; publishes already
+   * made, awaited or not, go out and settle first (confirmed, returned or failed, within
+   * `closeTimeout`; what is left then rejects with CLOSED); pending RPC calls resolve to a
+   * ConnectionError result; then the connection closes if the producer opened it. Idempotent
+   * and safe to call concurrently: every call returns the same promise, which never rejects.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     const raw = this[RAW];
-    raw.#rpcClient.close();
-    await raw.#publisher.close();
-    if (raw.#ownsConnection) await raw.connection.close();
+    raw.#closing ??= raw.#shutDown();
+    return raw.#closing;
+  }
+
+  async #shutDown(): Promise<void> {
+    this.#rpcClient.close();
+    await this.#publisher.close();
+    if (this.#ownsConnection) await this.connection.close();
   }
 
   /** The generated method for a property name, or undefined. @internal */

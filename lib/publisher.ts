@@ -1,7 +1,8 @@
 /**
  * Publishing with confirms. Every publish returns a promise that settles exactly once: on the
  * broker's ack, or with a typed error (NACKED, UNROUTABLE, CONFIRM_TIMEOUT, BUFFER_FULL,
- * DISCONNECTED, CLOSED, or the broker's channel error). Confirms are pipelined: publishes go out
+ * DISCONNECTED, CLOSED, MESSAGE_TOO_LARGE or ENCODE_FAILED when the client cannot encode it,
+ * or the broker's channel error). Confirms are pipelined: publishes go out
  * back to back and each promise settles when its own confirm comes.
  *
  * At-least-once across a connection loss: a publish whose confirm had not come when the
@@ -12,8 +13,10 @@
 import type { ConnectionStatus } from './connection';
 import type { Connection } from './connection';
 import type { PublishBufferOptions } from './config';
-import { ChannelError, ErrorCode, PostageError, PublishError, toPostageError } from './errors';
+import { ChannelError, ErrorCode, PostageError, PublishError, isRefusal, toPostageError } from './errors';
 import type { ExchangeDefinition } from './exchange';
+import { publishThrowError } from './publish-errors';
+import { withTimeout } from './shutdown';
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
 
 interface Entry {
@@ -41,7 +44,18 @@ export interface PublisherOptions {
   /** Milliseconds. */
   confirmTimeout?: number;
   publishBuffer?: Readonly<PublishBufferOptions>;
+  /**
+   * Milliseconds close() waits for the publishes already accepted to settle before it fails
+   * what is left with CLOSED. @default the confirm timeout (no publish then fails earlier than
+   * it would have without the close)
+   */
+  closeTimeout?: number;
 }
+
+/** Sends in a row before the drain lets the event loop turn (confirms, timers, signals). */
+const SENDS_PER_TURN = 512;
+/** How long closing the publishing channel may take once every publish has settled. */
+const CHANNEL_CLOSE_TIMEOUT_MS = 5_000;
 
 /** Codes of a broker refusal that closes the channel: the unconfirmed publishes share its fate. */
 const CHANNEL_EXCEPTIONS = new Set<ErrorCode>([
@@ -88,8 +102,14 @@ export class Publisher {
   private pumping = false;
   /** Set while the channel's write buffer is full; publishes wait for 'drain'. */
   private draining: Promise<void> | undefined;
+  /** Set by close(): no new publish is accepted; those accepted still go out and settle. */
+  private closing: Promise<void> | undefined;
+  /** Set once close() has waited for the accepted publishes: nothing goes out any more. */
   private closed = false;
+  /** Called when the last unsettled publish settles (close() waits for it). */
+  private onIdle: (() => void) | undefined;
   private readonly confirmTimeout: number;
+  private readonly closeTimeout: number;
   private readonly limits: Readonly<PublishBufferOptions>;
   /**
    * Why a channel closed (e.g. 404 no exchange), for its unconfirmed publishes' errors. Set on
@@ -107,6 +127,7 @@ export class Publisher {
     options: PublisherOptions = {},
   ) {
     this.confirmTimeout = options.confirmTimeout ?? connection.config.confirmTimeout;
+    this.closeTimeout = options.closeTimeout ?? this.confirmTimeout;
     this.limits = options.publishBuffer ?? connection.config.publishBuffer;
     connection.on('status', this.onStatus);
   }
@@ -127,7 +148,13 @@ export class Publisher {
 
   /** Returns the open confirm channel, opening one if needed. */
   getChannel(): Promise<TransportChannel> {
-    if (this.closed) return Promise.reject(new PostageError(ErrorCode.CLOSED, 'the producer is closed'));
+    if (this.closing !== undefined) return Promise.reject(closedError());
+    return this.channelForDrain();
+  }
+
+  /** The channel for publishes already accepted: still opened while close() waits for them. */
+  private channelForDrain(): Promise<TransportChannel> {
+    if (this.closed) return Promise.reject(closedError());
     if (this.channel !== undefined) return Promise.resolve(this.channel);
     this.opening ??= this.open().finally(() => {
       this.opening = undefined;
@@ -147,7 +174,7 @@ export class Publisher {
     content: Buffer,
     options: PublishOptions,
   ): Promise<void> {
-    if (this.closed) return Promise.reject(new PostageError(ErrorCode.CLOSED, 'the producer is closed'));
+    if (this.closing !== undefined) return Promise.reject(closedError());
     if (this.limits.policy === 'fail-fast' && this.connection.isRecovering) {
       return Promise.reject(
         new PublishError(ErrorCode.DISCONNECTED, 'the connection is down (publishBuffer policy fail-fast)'),
@@ -198,7 +225,7 @@ export class Publisher {
     content: Buffer,
     options: PublishOptions,
   ): Promise<void> {
-    if (this.closed) return Promise.reject(new PostageError(ErrorCode.CLOSED, 'the producer is closed'));
+    if (this.closing !== undefined) return Promise.reject(closedError());
     return new Promise<void>((resolve, reject) => {
       this.send(
         this.entry(exchange, undefined, routingKey, content, options, resolve, reject, true),
@@ -208,26 +235,48 @@ export class Publisher {
   }
 
   /**
-   * Closes: buffered publishes reject with CLOSED, those sent wait for their confirm (each
-   * bounded by the confirm timeout), then the channel closes. Never rejects.
+   * Closes: no new publish is accepted (CLOSED); those already accepted, buffered or sent, go
+   * out and settle (confirm, return or error) within `closeTimeout`, after which what is left
+   * rejects with CLOSED; then the channel closes. Idempotent: every call returns the same
+   * promise, which never rejects.
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    await this.settled(this.closeTimeout);
     this.closed = true;
     this.connection.removeListener('status', this.onStatus);
-    const closing = new PostageError(ErrorCode.CLOSED, 'the producer was closed before the message went out');
-    for (const entry of [...this.buffer]) this.fail(entry, closing);
-    while (this.unconfirmed > 0 && this.channel !== undefined) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const closing = new PostageError(
+      ErrorCode.CLOSED,
+      'the producer closed before the message was confirmed',
+    );
     for (const entry of this.ledger.slice(this.ledgerHead)) this.fail(entry, closing);
+    this.compact();
     // A channel still opening (maybe waiting for a reconnection) closes itself when it opens:
     // close() must not wait for the broker to come back.
     const channel = this.channel;
     this.channel = undefined;
-    if (channel !== undefined) {
-      await channel.close().catch(() => undefined);
-    }
+    if (channel !== undefined) await withTimeout(channel.close(), CHANNEL_CLOSE_TIMEOUT_MS);
+  }
+
+  /** Resolves once no publish is unsettled, or after `ms`. */
+  private settled(ms: number): Promise<void> {
+    this.compact();
+    if (this.ledgerHead >= this.ledger.length) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.onIdle = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.onIdle = done;
+      // Buffered publishes go out now if a channel is ready (the status listener pumps later).
+      this.pump();
+    });
   }
 
   private entry(
@@ -301,6 +350,7 @@ export class Publisher {
         clearTimeout(this.sweepTimer);
         this.sweepTimer = undefined;
       }
+      this.onIdle?.();
       return;
     }
     if (head >= 1024 && head * 2 >= ledger.length) {
@@ -314,24 +364,48 @@ export class Publisher {
   private pump(): void {
     if (this.pumping || this.buffer.length === 0) return;
     this.pumping = true;
-    void this.drainBuffer().finally(() => {
-      this.pumping = false;
-      // Entries may have come back (a channel lost meanwhile) after the loop's last check.
-      if (this.buffer.length > 0 && this.channel !== undefined && this.connection.blocked === undefined)
-        this.pump();
-    });
+    this.drainBuffer().then(
+      () => this.afterDrain(),
+      (err: unknown) => {
+        // A defect, not an outcome: the buffered publishes fail with it rather than wait forever.
+        const error = toPostageError(err, ErrorCode.BROKER_ERROR, 'publish from the outage buffer');
+        this.connection.logger.error('publisher: the outage buffer could not be drained', { error });
+        for (const entry of [...this.buffer]) this.fail(entry, error);
+        this.afterDrain();
+      },
+    );
   }
 
+  private afterDrain(): void {
+    this.pumping = false;
+    // Entries may have come back (a channel lost meanwhile) after the loop's last check.
+    if (this.buffer.length > 0 && this.channel !== undefined && this.connection.blocked === undefined)
+      this.pump();
+  }
+
+  /**
+   * The loop of {@link Publisher.pump}. It never runs in microtasks alone: a turn that sent
+   * nothing, and every {@link SENDS_PER_TURN} sends, wait for the event loop, so confirms,
+   * timers and signals are served whatever the broker or a message does.
+   */
   private async drainBuffer(): Promise<void> {
+    let sends = 0;
+    let progressed = true;
     while (this.buffer.length > 0 && !this.closed) {
+      if (!progressed || sends >= SENDS_PER_TURN) {
+        await nextTurn();
+        sends = 0;
+        continue;
+      }
+      progressed = false;
       // Blocked by an alarm: the status listener pumps again on 'unblocked'.
       if (this.connection.blocked !== undefined) return;
       let channel: TransportChannel;
       try {
-        channel = await this.getChannel();
+        channel = await this.channelForDrain();
       } catch (err) {
         const error = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'open the publishing channel');
-        if (FATAL.has(error.code)) {
+        if (FATAL.has(error.code) || isRefusal(error)) {
           for (const entry of [...this.buffer]) this.fail(entry, error);
           return;
         }
@@ -342,7 +416,10 @@ export class Publisher {
         await this.draining;
         continue;
       }
-      const entry = this.buffer[0] as Entry;
+      // The buffer may have emptied while the channel opened: its publishes timed out (an
+      // outage longer than confirmTimeout) or the publisher closed.
+      const entry = this.buffer[0];
+      if (entry === undefined) return;
       const definition = entry.definition;
       if (definition !== undefined && !this.connection.isExchangeDeclared(definition)) {
         try {
@@ -365,6 +442,8 @@ export class Publisher {
       this.buffer.shift();
       this.bufferedBytes -= entry.content.length;
       this.send(entry, channel);
+      sends++;
+      progressed = true;
     }
   }
 
@@ -381,10 +460,19 @@ export class Publisher {
         (err: unknown) => this.onConfirm(entry, channel, err),
       );
     } catch (err) {
-      // amqplib throws synchronously on a closed channel or an oversized header table.
-      const error = toPostageError(err, ErrorCode.CHANNEL_CLOSED, `publish to '${entry.exchange}'`);
-      if (error.code === ErrorCode.CHANNEL_CLOSED && !entry.pinned) this.requeue([entry]);
-      else this.fail(entry, error);
+      const error = publishThrowError(err, entry.exchange);
+      if (error.code !== ErrorCode.CHANNEL_CLOSED) {
+        // The message itself cannot go out, on this channel or any other: it fails for good.
+        this.fail(entry, error);
+        return;
+      }
+      // The channel is closing: what follows goes on a new one, this publish with it.
+      if (this.channel === channel) this.channel = undefined;
+      if (entry.pinned) this.fail(entry, error);
+      else {
+        this.requeue([entry]);
+        this.pump();
+      }
       return;
     }
     if (!writable && this.draining === undefined && channel === this.channel) {
@@ -422,8 +510,8 @@ export class Publisher {
       });
     });
     if (this.closed) {
-      await channel.close().catch(() => undefined);
-      throw new PostageError(ErrorCode.CLOSED, 'the producer is closed');
+      await withTimeout(channel.close(), CHANNEL_CLOSE_TIMEOUT_MS);
+      throw closedError();
     }
     this.channel = channel;
     return channel;
@@ -554,4 +642,13 @@ export class Publisher {
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resolves after the event loop has turned once (timers and I/O served). */
+function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+function closedError(): PostageError {
+  return new PostageError(ErrorCode.CLOSED, 'the producer is closed');
 }

@@ -22,6 +22,7 @@ import {
 import type { ExchangeDefinition } from './exchange';
 import type { Logger } from './logger';
 import { MessageResultError, localFailure, resultFromBody, type RpcResult } from './message';
+import { publishThrowError } from './publish-errors';
 import type { Publisher } from './publisher';
 import { isEnvelope, isResultContent } from './schema';
 import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
@@ -68,6 +69,11 @@ interface PendingCall {
   settle(result: RpcResult): void;
 }
 
+/** First delay before an unroutable request is sent again during a recovery; it doubles... */
+const UNROUTABLE_FIRST_DELAY_MS = 100;
+/** ...up to this. */
+const UNROUTABLE_MAX_DELAY_MS = 1_000;
+
 /**
  * A direct reply-to call: one object holds its state, so a call allocates no closures; its
  * timer passes the call to a shared function.
@@ -75,6 +81,12 @@ interface PendingCall {
 class DirectCall implements PendingCall {
   attempts = 0;
   timer: NodeJS.Timeout | undefined;
+  /** Sends the request again after it came back unroutable during a recovery. */
+  retryTimer: NodeJS.Timeout | undefined;
+  /** Times the request was sent again for that reason (the backoff grows with it). */
+  unroutable = 0;
+  /** Date.now() at which the call's last attempt times out. */
+  readonly deadline: number;
   /** The request's properties with the reply address, built once for every attempt. */
   readonly properties: PublishOptions;
 
@@ -92,13 +104,20 @@ class DirectCall implements PendingCall {
     // A call that timed out must not run late: the broker drops the request instead.
     properties.expiration = expirationOf(options.timeoutMs);
     this.properties = properties;
+    this.deadline = Date.now() + (options.maxRetry + 1) * options.timeoutMs;
   }
 
   settle(result: RpcResult): void {
     if (!this.client.forget(this.correlationId)) return;
     clearTimeout(this.timer);
+    clearTimeout(this.retryTimer);
     this.resolve(result);
   }
+}
+
+function onDirectRetryTimer(call: DirectCall): void {
+  call.retryTimer = undefined;
+  call.client.sendDirect(call);
 }
 
 function onDirectCallTimer(call: DirectCall): void {
@@ -148,11 +167,16 @@ export class RpcClient {
   private replyOpening: Promise<TransportChannel> | undefined;
   private closed = false;
 
+  /**
+   * @param recoveryWindow - milliseconds after a recovery of the connection during which an
+   *   unroutable request is sent again (see {@link RpcClient.unroutableRetryDelay})
+   */
   constructor(
     private readonly publisher: Publisher,
     private readonly encoder: Encoder,
     private readonly logger: Logger,
     private readonly connection?: Connection,
+    private readonly recoveryWindow = 0,
   ) {}
 
   /** Calls in flight (for tests and metrics). */
@@ -179,20 +203,36 @@ export class RpcClient {
     const correlationId = uuid();
     return new Promise<RpcResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
+      let retryTimer: NodeJS.Timeout | undefined;
       let attempts = 0;
+      let unroutable = 0;
       let cleanup: (() => void) | undefined;
       let settled = false;
+      const deadline = Date.now() + (options.maxRetry + 1) * options.timeoutMs;
       const call: PendingCall = {
         settle: (result) => {
           if (!this.pending.delete(correlationId)) return;
           settled = true;
           clearTimeout(timer);
+          clearTimeout(retryTimer);
           cleanup?.();
           resolve(result);
         },
       };
       this.pending.set(correlationId, call);
-      const fail = (err: unknown): void => this.failAttempt(call, request.label, attempts, err);
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        const delay = isUnroutable(err) ? this.unroutableRetryDelay(deadline, unroutable) : undefined;
+        if (delay === undefined) {
+          this.failAttempt(call, request.label, attempts, err);
+          return;
+        }
+        unroutable++;
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(() => {
+          if (!settled) send().catch(fail);
+        }, delay);
+      };
       // per-call mode: one private queue for the call, kept across its retries, so a late
       // reply to attempt 1 still answers it.
       let privateQueue: Promise<{ channel: TransportChannel; queue: string }> | undefined;
@@ -227,6 +267,7 @@ export class RpcClient {
       };
       const attempt = (): void => {
         attempts++;
+        clearTimeout(retryTimer);
         timer = setTimeout(() => {
           if (attempts <= options.maxRetry) {
             this.logger.debug(`${request.label}: no reply in ${options.timeoutMs} ms, retrying`, {
@@ -368,6 +409,14 @@ export class RpcClient {
   attemptDirect(call: DirectCall): void {
     call.attempts++;
     call.timer = setTimeout(onDirectCallTimer, call.options.timeoutMs, call);
+    // This attempt sends the request: a resend pending from the last one is moot.
+    clearTimeout(call.retryTimer);
+    call.retryTimer = undefined;
+    this.sendDirect(call);
+  }
+
+  /** @internal Sends a direct call's request, within its current attempt. */
+  sendDirect(call: DirectCall): void {
     const channel = this.replyChannel;
     const definition = call.request.definition;
     if (
@@ -404,9 +453,11 @@ export class RpcClient {
     try {
       channel.publish(request.exchange, request.routingKey, request.content, call.properties);
     } catch (err) {
-      // amqplib throws at once on a closed channel: the next attempt opens another.
-      if (this.replyChannel === channel) this.replyChannel = undefined;
-      this.failAttempt(call, request.label, call.attempts, err);
+      const error = publishThrowError(err, request.exchange);
+      // A closing channel: the next attempt opens another. An encoding failure ends the call.
+      if (error.code === ErrorCode.CHANNEL_CLOSED && this.replyChannel === channel)
+        this.replyChannel = undefined;
+      this.failAttempt(call, request.label, call.attempts, error);
     }
   }
 
@@ -423,6 +474,11 @@ export class RpcClient {
         return;
       case ErrorCode.CLOSED:
         call.settle(localFailure(error, 'ConnectionError'));
+        return;
+      case ErrorCode.ENCODE_FAILED:
+      case ErrorCode.MESSAGE_TOO_LARGE:
+        // The request itself cannot be sent: another attempt would fail the same way.
+        call.settle(localFailure(error, 'ValidationError'));
         return;
       default:
         // Channel or connection trouble: the attempt's timer will retry on a fresh channel.
@@ -469,12 +525,43 @@ export class RpcClient {
     return channel;
   }
 
-  /** A request that no queue took: its call fails at once with UNROUTABLE. */
+  /**
+   * The rule for an unroutable request: after a recovery of the connection, the server may not
+   * have declared its queue again yet (a non-durable queue is gone after a broker restart, and
+   * the server's connection comes back on its own schedule). So within `recoveryWindow` ms of
+   * the recovery, while the call has time left, the request is sent again after a backoff
+   * (100 ms doubling up to 1 s); the delay is returned. Otherwise (a stable connection, the
+   * window or the call's time run out) undefined: the call fails with UNROUTABLE at once.
+   */
+  private unroutableRetryDelay(deadline: number, retries: number): number | undefined {
+    const recoveredAt = this.connection?.lastRecovery;
+    if (recoveredAt === undefined || this.closed) return undefined;
+    const now = Date.now();
+    if (now - recoveredAt > this.recoveryWindow) return undefined;
+    const delay = Math.min(UNROUTABLE_MAX_DELAY_MS, UNROUTABLE_FIRST_DELAY_MS * 2 ** Math.min(retries, 10));
+    return now + delay < deadline ? delay : undefined;
+  }
+
+  /**
+   * A request that no queue took: its call fails with UNROUTABLE, at once unless it came
+   * back during a recovery (see {@link RpcClient.unroutableRetryDelay}).
+   */
   private onReturn(message: TransportMessage): void {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.pending.get(id);
     if (!(call instanceof DirectCall)) return;
     const { replyCode, replyText, exchange, routingKey } = message.fields;
+    const delay = this.unroutableRetryDelay(call.deadline, call.unroutable);
+    if (delay !== undefined) {
+      this.logger.debug(`${call.request.label}: unroutable after a recovery, sending again`, {
+        delayMs: delay,
+        retries: call.unroutable,
+      });
+      call.unroutable++;
+      clearTimeout(call.retryTimer);
+      call.retryTimer = setTimeout(onDirectRetryTimer, delay, call);
+      return;
+    }
     const error = new PublishError(
       ErrorCode.UNROUTABLE,
       `no queue is bound to exchange '${exchange}' with routing key '${routingKey}' ` +
@@ -529,6 +616,10 @@ function malformed(detail: string): MessageResultError {
   const result = new MessageResultError(`Malformed reply ${detail}`);
   result.error = new ValidationError(ErrorCode.RPC_MALFORMED_REPLY, `malformed RPC reply: ${detail}`);
   return result;
+}
+
+function isUnroutable(err: unknown): boolean {
+  return err instanceof PostageError && err.code === ErrorCode.UNROUTABLE;
 }
 
 function closedError(): PostageError {

@@ -15,6 +15,7 @@ import type { MessageProcessor, RunResult } from './processor';
  */
 export class MicroScheduler {
   private readonly processors: MessageProcessor[] = [];
+  private closing: Promise<void> | undefined;
 
   /** Adds a processor; it starts when {@link MicroScheduler.run} is called (or at once if running). */
   add(processor: MessageProcessor): this {
@@ -56,11 +57,35 @@ export class MicroScheduler {
   main(): Promise<RunResult[]> {
     return this.run();
   }
+
+  /**
+   * Stops every processor (a graceful stop each, as `stop()`); resolves once all have stopped.
+   * Idempotent and safe to call concurrently: every call returns the same promise, which never
+   * rejects. {@link MicroScheduler.run} then resolves with reason `stopped`.
+   */
+  close(): Promise<void> {
+    this.closing ??= Promise.all(this.processors.map((p) => p.stop('stopped').catch(() => undefined))).then(
+      () => undefined,
+    );
+    return this.closing;
+  }
 }
 
-/** Runs processors until all have quit: `await runAll([a, b])`. */
-export function runAll(processors: readonly MessageProcessor[]): Promise<RunResult[]> {
+/**
+ * What {@link runAll} returns: the promise of the results, which can also be closed (every
+ * processor stopped gracefully, as {@link MicroScheduler.close}), e.g. by `closeOnSignals`.
+ */
+export type RunAllHandle = Promise<RunResult[]> & {
+  /** Stops every processor; idempotent, concurrent-safe, never rejects. */
+  close(): Promise<void>;
+};
+
+/**
+ * Runs processors until all have quit: `await runAll([a, b])`. The promise has a `close()`:
+ * `closeOnSignals(runAll([a, b]))`.
+ */
+export function runAll(processors: readonly MessageProcessor[]): RunAllHandle {
   const scheduler = new MicroScheduler();
   for (const processor of processors) scheduler.add(processor);
-  return scheduler.run();
+  return Object.assign(scheduler.run(), { close: () => scheduler.close() });
 }

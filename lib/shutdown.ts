@@ -3,6 +3,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { getLogger } from './logger';
+
 /** Something that closes: a processor, a producer, a connection. */
 export interface Closable {
   close(): Promise<unknown>;
@@ -28,7 +30,10 @@ export interface CloseOnSignalsOptions {
  * ```
  */
 export function closeOnSignals(...args: Array<Closable | CloseOnSignalsOptions>): () => void {
-  const closables = args.filter((a): a is Closable => typeof (a as Closable).close === 'function');
+  // Each component once, even when listed twice.
+  const closables = [
+    ...new Set(args.filter((a): a is Closable => typeof (a as Closable).close === 'function')),
+  ];
   const options = (args.find((a) => typeof (a as Closable).close !== 'function') ??
     {}) as CloseOnSignalsOptions;
   const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
@@ -38,23 +43,34 @@ export function closeOnSignals(...args: Array<Closable | CloseOnSignalsOptions>)
       process.exit(signal === 'SIGINT' ? 130 : 143);
     }
     closing = true;
-    void (async () => {
-      const errors: unknown[] = [];
-      for (const closable of closables) {
-        try {
-          await closable.close();
-        } catch (err) {
-          errors.push(err);
-        }
+    void closeAll(closables).then((errors) => {
+      try {
+        if (options.onClosed !== undefined) options.onClosed(errors);
+        else process.exitCode = errors.length === 0 ? 0 : 1;
+      } catch (err) {
+        // onClosed is the application's: its failure must not become an unhandled rejection.
+        process.exitCode = 1;
+        getLogger().error('closeOnSignals: onClosed threw', { error: err });
       }
-      if (options.onClosed !== undefined) options.onClosed(errors);
-      else process.exitCode = errors.length === 0 ? 0 : 1;
-    })();
+    });
   };
   for (const signal of signals) process.on(signal, onSignal);
   return () => {
     for (const signal of signals) process.removeListener(signal, onSignal);
   };
+}
+
+/** Closes each in order; resolves with the errors (never rejects). */
+async function closeAll(closables: readonly Closable[]): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  for (const closable of closables) {
+    try {
+      await closable.close();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  return errors;
 }
 
 /** What {@link beforeDeadline} resolves to when the deadline came first. @internal */

@@ -118,6 +118,7 @@ export class TestClient {
   readonly #stopObserving: () => void;
   /** Messages postage republished (dead letter or counted requeue) whose ack is pending: messageId -> outcome. */
   readonly #republished = new Map<string, 'deadLetter' | 'requeue'>();
+  #closing: Promise<void> | undefined;
 
   private constructor(
     broker: MemoryBroker,
@@ -256,8 +257,16 @@ export class TestClient {
     this.replies.length = 0;
   }
 
-  /** Stops the processor and closes the client's connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops the processor and closes the client's connection. Idempotent and safe to call
+   * concurrently: every call returns the same promise, which never rejects.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutDown();
+    return this.#closing;
+  }
+
+  async #shutDown(): Promise<void> {
     this.#stopObserving();
     await this.#processor.stop().catch(() => undefined);
     await this.#connection.close().catch(() => undefined);

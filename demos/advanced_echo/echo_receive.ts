@@ -10,7 +10,7 @@ import {
   MessageHandlerFullBody,
   MessageProcessor,
   type FingerprintDict,
-} from '../../lib';
+} from 'postage-amqp';
 import { EchoExchange, FANOUT_KEY, SHARED_KEY, SHARED_QUEUE } from './echo_shared';
 
 class EchoReceiveProcessor extends MessageProcessor {

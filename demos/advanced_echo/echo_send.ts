@@ -2,7 +2,7 @@
  * advanced_echo sender: one message to the shared queue (one receiver gets it) and one fanout
  * message (every receiver gets it), with the sender's fingerprint. --quit stops every receiver.
  */
-import { Fingerprint, GenericProducer } from '../../lib';
+import { Fingerprint, GenericProducer } from 'postage-amqp';
 import { EchoExchange, FANOUT_KEY, SHARED_KEY } from './echo_shared';
 
 class EchoProducer extends GenericProducer<{ echo: string; quit: void }> {

@@ -2,7 +2,7 @@
  * basic_echo receiver: waits for `echo` commands and prints their parameters, until it gets
  * the `quit` command. Run: npx tsx demos/basic_echo/echo_receive.ts (POSTAGE_URL selects the broker).
  */
-import { MessageHandler, MessageProcessor, type Eqk } from '../../lib';
+import { MessageHandler, MessageProcessor, type Eqk } from 'postage-amqp';
 import { EchoExchange } from './echo_shared';
 
 class EchoReceiveProcessor extends MessageProcessor {

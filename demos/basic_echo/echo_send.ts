@@ -2,7 +2,7 @@
  * basic_echo sender: sends one `echo` command (or `quit` with --quit).
  * Run: npx tsx demos/basic_echo/echo_send.ts [--quit]
  */
-import { GenericProducer } from '../../lib';
+import { GenericProducer } from 'postage-amqp';
 import { EchoExchange } from './echo_shared';
 
 class EchoProducer extends GenericProducer<{ echo: string; quit: void }> {

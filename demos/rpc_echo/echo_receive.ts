@@ -9,7 +9,7 @@ import {
   RpcHandler,
   type Eqk,
   type ReplyFunction,
-} from '../../lib';
+} from 'postage-amqp';
 import { EchoExchange } from './echo_shared';
 
 class EchoReceiveProcessor extends MessageProcessor {

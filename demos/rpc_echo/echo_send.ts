@@ -3,7 +3,7 @@
  * the retries, an error or an exception). --quit stops the receiver; --timeout <seconds> sets the
  * wait per attempt (default 5, one retry).
  */
-import { Fingerprint, GenericProducer } from '../../lib';
+import { Fingerprint, GenericProducer } from 'postage-amqp';
 import { EchoExchange } from './echo_shared';
 
 class EchoProducer extends GenericProducer<{ echo: string; quit: void }> {

@@ -1,5 +1,5 @@
 /** rpc_echo: the exchange both programs use. */
-import { Exchange } from '../../lib';
+import { Exchange } from 'postage-amqp';
 
 export class EchoExchange extends Exchange {
   static override name = 'rpc-echo-exchange';

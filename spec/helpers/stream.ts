@@ -100,3 +100,35 @@ export async function publishThrough(
   await fault;
   return { firstAfterFault: firstAfterFault ?? counter.produced };
 }
+
+/**
+ * Publishes numbered messages at `ratePerSecond` for `durationMs`, none awaited (as a busy
+ * producer does, whatever the broker's state: each publish waits in the outage buffer while
+ * the broker is down), counting each outcome. Resolves once all of them have settled, with
+ * the numbers published.
+ */
+export async function publishAtRate(
+  producer: { message_n(n: number): Promise<void> },
+  counter: JepsenCounter,
+  options: { ratePerSecond: number; durationMs: number },
+): Promise<number[]> {
+  const settled: Promise<void>[] = [];
+  const numbers: number[] = [];
+  const t0 = Date.now();
+  for (let elapsed = 0; elapsed < options.durationMs; elapsed = Date.now() - t0) {
+    const due = Math.floor((elapsed * options.ratePerSecond) / 1000) + 1;
+    while (numbers.length < due) {
+      const n = counter.produce();
+      numbers.push(n);
+      settled.push(
+        producer.message_n(n).then(
+          () => counter.confirm(n),
+          (err: unknown) => counter.fail(err),
+        ),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await Promise.all(settled);
+  return numbers;
+}

@@ -60,4 +60,26 @@ describe('exchange', () => {
       arguments: {},
     });
   });
+
+  it("exchange - Exchange.define makes a definition with the given fields and the class's defaults, no class name involved", () => {
+    const echo = Exchange.define({ name: 'echo-exchange', exchange_type: 'fanout' });
+    expect(exchangeParameters(echo)).toEqual({
+      exchange: 'echo-exchange',
+      exchange_type: 'fanout',
+      passive: false,
+      durable: true,
+      auto_delete: false,
+      internal: false,
+      arguments: {},
+    });
+    expect(Object.isFrozen(echo)).toBe(true);
+    class Transient extends Exchange {
+      static override durable = false;
+    }
+    expect(Transient.define({ name: 't', arguments: { 'alternate-exchange': 'ae' } })).toMatchObject({
+      name: 't',
+      durable: false,
+      arguments: { 'alternate-exchange': 'ae' },
+    });
+  });
 });

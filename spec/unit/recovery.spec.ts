@@ -187,17 +187,43 @@ describe('recovery (in-process broker)', () => {
     await consumer.close();
   });
 
-  test('recovery - close() rejects buffered publishes with CLOSED and never hangs', async () => {
+  test('recovery - close() waits closeTimeout for a broker that stays down, then rejects what is buffered with CLOSED', async () => {
     const name = brokerName();
     const broker = MemoryBroker.named(name);
     const url = `memory://${name}`;
-    const producer = P.create({ url });
+    const producer = P.create({ url, closeTimeout: 200 });
     await producer.message_a(0).catch(() => undefined);
     broker.unreachable = true;
     broker.closeAllConnections();
     const pending = producer.message_a(1);
     await producer.close();
     await expect(pending).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  test('recovery - a publish buffered when close() is called goes out if the broker comes back within closeTimeout', async () => {
+    const name = brokerName();
+    const broker = MemoryBroker.named(name);
+    const url = `memory://${name}`;
+    const consumer = new GenericConsumer({ url, eqk: [[ex, [['closing-q', 'a']]]] });
+    const got: number[] = [];
+    await consumer.startConsuming((m) => {
+      if (m === null) return;
+      got.push((JSON.parse(m.content.toString()) as { content: { parameters: number } }).content.parameters);
+      consumer.ack(m);
+    });
+    const producer = P.create({ url, reconnect: { initialDelay: 20, maxDelay: 20 } });
+    await producer.message_a(0);
+    broker.unreachable = true;
+    broker.closeAllConnections();
+    const pending = producer.message_a(1);
+    const closing = producer.close();
+    await expect(producer.message_a(2)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    broker.unreachable = false;
+    await closing;
+    await expect(pending).resolves.toBeUndefined();
+    await until(() => got.includes(1));
+    await consumer.close();
+    expect(got.filter((n) => n === 2)).toEqual([]);
   });
 
   test('recovery - after a NACKED publish the next publishes go on a new channel; the nacked one closes', async () => {

@@ -1,6 +1,7 @@
 import { connect } from 'amqplib';
 
-import type { Endpoint } from '../../config';
+import { describeEndpoint, type Endpoint } from '../../config';
+import { ConnectionError, ErrorCode } from '../../errors';
 import type {
   ConfirmCallback,
   PublishOptions,
@@ -43,7 +44,9 @@ export const amqpTransport: Transport = {
         timeout: options.connectTimeout,
         clientProperties: { connection_name: options.connectionName, product: PRODUCT },
       },
-    );
+    ).catch((err: unknown) => {
+      throw refusal(err, endpoint) ?? err;
+    });
     // An 'error' on amqplib's model with no listener would crash the process; the owner
     // (Connection) attaches its own listeners right after, this one only guarantees safety.
     model.on('error', noop);
@@ -57,6 +60,39 @@ export const amqpTransport: Transport = {
     return connection;
   },
 };
+
+/**
+ * The broker's refusal of a handshake as a typed error, or undefined for any other failure.
+ * amqplib reports a refused login as "Handshake terminated by server: 403 (ACCESS-REFUSED) ..."
+ * and a refused virtual host (RabbitMQ answers connection.open with connection.close 530) as
+ * "Expected ConnectionOpenOk; got <ConnectionClose channel:0>", without the broker's text.
+ * @internal
+ */
+export function refusal(err: unknown, endpoint: Endpoint): ConnectionError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const where = describeEndpoint(endpoint);
+  const terminated = /^Handshake terminated by server: (\d+) \([^)]*\) with message "(.*)"$/s.exec(
+    err.message,
+  );
+  if (terminated?.[1] === '403') {
+    return new ConnectionError(
+      ErrorCode.ACCESS_REFUSED,
+      `connect to ${where}: the broker refused the login of user '${endpoint.user}' ` +
+        `(wrong user name or password?): ${terminated[2] ?? ''}`,
+      { cause: err },
+    );
+  }
+  if (terminated?.[1] === '530' || /^Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message)) {
+    return new ConnectionError(
+      ErrorCode.NOT_ALLOWED,
+      `connect to ${where}: the broker refused to open virtual host '${endpoint.vhost}' for user ` +
+        `'${endpoint.user}' (it does not exist, the user has no permission on it, or a connection ` +
+        'limit is reached)',
+      { cause: err },
+    );
+  }
+  return undefined;
+}
 
 /** The part of amqplib 2's connection that writes frames to the socket (not in its public types). */
 interface AmqplibMuxer {

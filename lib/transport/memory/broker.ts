@@ -9,7 +9,6 @@ import {
   MemoryQueue,
   type DeathHistory,
   type DeathReason,
-  type QueueHost,
   type QueueSettings,
   type RabbitmqVersion,
   type Stored,
@@ -118,7 +117,9 @@ export function observed(message: {
  * MemoryBroker.named('default').inspect();
  * ```
  */
-export class MemoryBroker implements QueueHost {
+export class MemoryBroker {
+  // Not `implements QueueHost`: the methods a queue calls are @internal, so the shipped
+  // declarations would not satisfy the clause; `new MemoryQueue(..., this)` checks it instead.
   /** @internal */ readonly exchanges = new Map<string, MemoryExchange>();
   /** @internal */ readonly queues = new Map<string, MemoryQueue>();
   /** @internal */ readonly connections = new Set<MemoryConnection>();

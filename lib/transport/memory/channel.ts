@@ -67,7 +67,7 @@ type HandedOver = PublishOptions & { [CONTENT_HANDED_OVER]?: boolean };
  * A channel on a {@link MemoryConnection}, with amqplib's API and RabbitMQ's behaviour:
  * exceptions close the channel ('error' then 'close'), confirms and returns arrive
  * asynchronously in publish order, unacked messages are requeued when it closes.
- * @internal
+ * Not exported by the package (its declaration ships: the memory transport's declarations name it).
  */
 export class MemoryChannel extends EventEmitter implements TransportChannel, ConsumerHost {
   closed = false;

@@ -8,7 +8,7 @@ import type { AmqpException } from './errors';
 /**
  * A client connection to a {@link MemoryBroker}. Closing it requeues its unacked messages and
  * deletes its exclusive queues, as closing a RabbitMQ connection does.
- * @internal
+ * Not exported by the package (its declaration ships: the memory transport's declarations name it).
  */
 export class MemoryConnection extends EventEmitter implements TransportConnection {
   readonly id: number;

@@ -1,7 +1,7 @@
 /**
  * A FIFO with O(1) push and shift and an ordered insert for requeues. A plain array with a head
  * index: `Array.prototype.shift` is O(n) on long queues, and a queue may hold a million messages.
- * @internal
+ * Not exported by the package (its declaration ships: the memory transport's declarations name it).
  */
 export class Deque<T> {
   private items: (T | undefined)[] = [];

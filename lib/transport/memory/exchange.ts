@@ -19,7 +19,7 @@ export interface Binding {
 /**
  * An exchange and its bindings, with an index per type so that publishing does not scan every
  * binding: a map by key for direct, a per-key cache for topic.
- * @internal
+ * Not exported by the package (its declaration ships: the memory transport's declarations name it).
  */
 export class MemoryExchange {
   readonly bindings: Binding[] = [];

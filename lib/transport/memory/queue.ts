@@ -99,7 +99,7 @@ export type ReturnCause = 'settled' | 'lost';
  * A queue with RabbitMQ's rules: FIFO with requeue to the original position, round-robin among
  * consumers that have prefetch room, TTL expiry at the head, length limits with drop-head or
  * reject-publish, dead-lettering, quorum delivery limits, auto-delete and x-expires.
- * @internal
+ * Not exported by the package (its declaration ships: the memory transport's declarations name it).
  */
 export class MemoryQueue {
   readonly ready = new Deque<Stored>();
