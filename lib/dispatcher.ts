@@ -141,12 +141,15 @@ export class Dispatcher {
         return;
       }
       if (this.#settings.debug) {
-        this.#settings.logger.debug('<-- receive', {
-          queue,
-          type: body.type,
-          name: body.name,
-          category: body.category,
-        });
+        this.#settings.logger.debug(
+          {
+            queue,
+            type: body.type,
+            name: body.name,
+            category: body.category,
+          },
+          '<-- receive',
+        );
       }
       if (deliveries > this.#settings.maxDeliveries) {
         // Redelivered past the bound without postage's requeue (e.g. the process crashed mid-handler).
@@ -221,7 +224,7 @@ export class Dispatcher {
       if (waiting !== undefined) await waiting;
     } catch (err) {
       // Only a bug in postage gets here; never lose the message silently, never crash.
-      this.#settings.logger.error('dispatch failed', { error: err, queue });
+      this.#settings.logger.error({ err, queue }, 'dispatch failed');
       this.#settings.consumer.reject(message, false);
       this.counts.deadLettered++;
     } finally {
@@ -240,11 +243,14 @@ export class Dispatcher {
       routes = all;
     }
     if (routes.length === 0) {
-      this.#settings.logger.debug('no handler for message: acked', {
-        type: body.type,
-        name: body.name,
-        queue: context.queue,
-      });
+      this.#settings.logger.debug(
+        {
+          type: body.type,
+          name: body.name,
+          queue: context.queue,
+        },
+        'no handler for message: acked',
+      );
       return Outcome.ack();
     }
     let outcome: Outcome = Outcome.ack();
@@ -278,7 +284,7 @@ export class Dispatcher {
   #returnedOutcome(returned: unknown, route: Route): Outcome {
     if (isOutcome(returned)) return returned;
     if (returned instanceof DeleteMessage) {
-      this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+      this.#settings.logger.info({ handler: route.label }, 'message deleted by its handler');
     }
     return Outcome.ack();
   }
@@ -289,7 +295,7 @@ export class Dispatcher {
     let replied = false;
     const reply: ReplyFunction = (result) => {
       if (replied) {
-        this.#settings.logger.warn('second reply to one RPC call ignored', { handler: label });
+        this.#settings.logger.warn({ handler: label }, 'second reply to one RPC call ignored');
         return;
       }
       replied = true;
@@ -307,20 +313,26 @@ export class Dispatcher {
             `ambiguous rpc ${label}: ${candidates.length} handlers match (${candidates.map((r) => r.label).join(', ')})`,
           ),
         );
-        this.#settings.logger.warn('ambiguous rpc: answered with an error', {
-          handler: label,
-          matches: candidates.length,
-        });
+        this.#settings.logger.warn(
+          {
+            handler: label,
+            matches: candidates.length,
+          },
+          'ambiguous rpc: answered with an error',
+        );
         return Outcome.ack();
       }
       route = candidates[0];
     }
     if (route === undefined) {
       reply(new MessageResultError(`no handler for rpc ${label}`));
-      this.#settings.logger.debug('no handler for rpc: answered with an error', {
-        type: body.type,
-        name: body.name,
-      });
+      this.#settings.logger.debug(
+        {
+          type: body.type,
+          name: body.name,
+        },
+        'no handler for rpc: answered with an error',
+      );
       return Outcome.ack();
     }
     try {
@@ -343,10 +355,13 @@ export class Dispatcher {
       if (err instanceof InvalidContent) {
         // Bad input is the caller's error, not an exception of the handler.
         if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
-        this.#settings.logger.warn('rpc with invalid content: answered with an error', {
-          handler: label,
-          reason: err.error.message,
-        });
+        this.#settings.logger.warn(
+          {
+            handler: label,
+            reason: err.error.message,
+          },
+          'rpc with invalid content: answered with an error',
+        );
         return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
       }
       const error = err instanceof Error ? err : new Error(String(err));
@@ -388,10 +403,13 @@ export class Dispatcher {
     try {
       return (matcher.matcher as MessagePredicate)(context.body, context);
     } catch (err) {
-      this.#settings.logger.error('matcher predicate threw: treated as no match', {
-        handler: matcher.label,
-        error: err,
-      });
+      this.#settings.logger.error(
+        {
+          handler: matcher.label,
+          err,
+        },
+        'matcher predicate threw: treated as no match',
+      );
       return false;
     }
   }
@@ -400,18 +418,21 @@ export class Dispatcher {
   async #onHandlerError(err: unknown, route: Route | undefined, context: DeliveryContext): Promise<Outcome> {
     const label = route?.label ?? 'hooks';
     if (err instanceof DeleteMessage) {
-      this.#settings.logger.info('message deleted by its handler', { handler: label, reason: err.message });
+      this.#settings.logger.info({ handler: label, reason: err.message }, 'message deleted by its handler');
       return Outcome.ack();
     }
     if (err instanceof RejectMessage) {
-      this.#settings.logger.info('message rejected by its handler', { handler: label, reason: err.message });
+      this.#settings.logger.info({ handler: label, reason: err.message }, 'message rejected by its handler');
       return Outcome.deadLetter('REJECTED', err);
     }
     if (err instanceof InvalidContent) {
-      this.#settings.logger.error('invalid content: message dead-lettered', {
-        handler: label,
-        reason: err.error.message,
-      });
+      this.#settings.logger.error(
+        {
+          handler: label,
+          reason: err.error.message,
+        },
+        'invalid content: message dead-lettered',
+      );
       return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
     }
     const reason =
@@ -426,13 +447,19 @@ export class Dispatcher {
         if (decided === false) return Outcome.deadLetter(reason, err);
         if (isOutcome(decided)) return withError(decided, err);
       } catch (failure) {
-        this.#settings.logger.error('error handler threw: next one decides', {
-          handler: label,
-          error: failure,
-        });
+        this.#settings.logger.error(
+          {
+            handler: label,
+            err: failure,
+          },
+          'error handler threw: next one decides',
+        );
       }
     }
-    this.#settings.logger.error('handler failed: message dead-lettered', { handler: label, error: err });
+    this.#settings.logger.error(
+      { handler: label, queue: context.queue, err },
+      'handler failed: message dead-lettered',
+    );
     return Outcome.deadLetter(reason, err);
   }
 
@@ -455,7 +482,7 @@ export class Dispatcher {
         return undefined;
       case 'requeue': {
         if (deliveries >= this.#settings.maxDeliveries) {
-          this.#settings.logger.warn('delivery limit reached: message dead-lettered', { queue, deliveries });
+          this.#settings.logger.warn({ queue, deliveries }, 'delivery limit reached: message dead-lettered');
           return this.#deadLetter(
             message,
             queue,
@@ -553,8 +580,8 @@ export class Dispatcher {
     };
     if (kind === 'deadLetter' && (permanent || deliveries >= this.#settings.maxDeliveries)) {
       this.#settings.logger.error(
-        `${what} cannot be published: the message is rejected to the broker (the queue's dead-letter exchange takes it)`,
         fields,
+        `${what} cannot be published: the message is rejected to the broker (the queue's dead-letter exchange takes it)`,
       );
       this.#failedCopies.forget(message, queue);
       this.#settings.consumer.reject(message, false);
@@ -563,8 +590,8 @@ export class Dispatcher {
     }
     if (permanent) {
       this.#settings.logger.warn(
-        `${what} cannot be published: the message goes back to its queue as it is`,
         fields,
+        `${what} cannot be published: the message goes back to its queue as it is`,
       );
     } else {
       this.#settings.report(error, `${what} not confirmed: the message goes back to its queue`);
@@ -599,13 +626,16 @@ export class Dispatcher {
   ): Promise<void> | undefined {
     const error =
       err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
-    this.#settings.logger.error('bad message dead-lettered', {
-      queue,
-      code: error.code,
-      reason: error.message,
-      messageId: message.properties.messageId,
-      bytes: message.content.length,
-    });
+    this.#settings.logger.error(
+      {
+        queue,
+        code: error.code,
+        reason: error.message,
+        messageId: message.properties.messageId,
+        bytes: message.content.length,
+      },
+      'bad message dead-lettered',
+    );
     // A caller waiting on an RPC gets an answer at once instead of a timeout.
     if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
       this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));

@@ -2,7 +2,7 @@
  * postage: AMQP (RabbitMQ) network components in TypeScript.
  * The curated public surface: values first, then types.
  */
-export { ConsoleLogger, LogLevel, getLogger, setLogger } from './logger';
+export { ConsoleLogger, LogLevel, getLogger, messageFirstLogger, setLogger } from './logger';
 export {
   DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_CONNECT_TIMEOUT,
@@ -83,7 +83,7 @@ export type {
   MessageFilterFunction,
   ReplyFunction,
 } from './handlers';
-export type { LogFields, Logger } from './logger';
+export type { LogFields, LogMethod, Logger, MessageFirstTarget } from './logger';
 export type { MessageInit, RpcResult } from './message';
 export type {
   HandlerFunction,

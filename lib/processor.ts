@@ -117,7 +117,8 @@ export interface ProcessorOptions extends ConsumerOptions {
   shutdownTimeout?: number;
   /**
    * Milliseconds to wait for the publisher confirm of a dead letter or a counted requeue before
-   * the original goes back to its queue instead. @default 10_000
+   * the original goes back to its queue instead.
+   * @default the connection's confirmTimeout: 30_000, as for every component
    */
   confirmTimeout?: number;
 }
@@ -181,6 +182,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   readonly maxDeliveries: number;
   /** Where the processor dead-letters, when it has its own dead-letter exchange. */
   readonly deadLetter: DeadLetterTarget | undefined;
+  /** Milliseconds a dead letter or counted requeue waits for its publisher confirm. */
+  readonly confirmTimeout: number;
   /**
    * When true (set by {@link MicroScheduler}), a restart only stops this processor: the
    * scheduler restarts the program once every processor has stopped.
@@ -227,7 +230,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.#ownsConnection = options.connection === undefined;
     this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
     this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
-    const confirmTimeout = options.confirmTimeout ?? 10_000;
+    // One default for every component: a shared connection's setting, else DEFAULT_CONFIRM_TIMEOUT.
+    const confirmTimeout = options.confirmTimeout ?? consumer.connection.config.confirmTimeout;
     if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0) || !(confirmTimeout > 0)) {
       throw new PostageError(
         ErrorCode.INVALID_ARGUMENT,
@@ -237,6 +241,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     // Its confirmTimeout bounds every dead letter and counted requeue (buffered time included).
     const publisher = new Publisher(consumer.connection, { confirmTimeout });
     this.#publisher = publisher;
+    this.confirmTimeout = confirmTimeout;
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
     // One signal shared by every handler in flight: many listeners are expected.
     setMaxListeners(0, this.#deadline.signal);
@@ -454,11 +459,11 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       }
       await sleep(Math.min(idleMs, 20, left));
     }
-    if (timedOut) this.logger.warn('runOnce timed out: stopping the processor', { timeoutMs });
+    if (timedOut) this.logger.warn({ timeoutMs }, 'runOnce timed out: stopping the processor');
     // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
     const stopBound = this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS;
     const result = await beforeDeadline(this.stop('stopped'), Date.now() + stopBound);
-    if (result === TIMED_OUT) this.logger.warn('runOnce: the stop did not finish in time', { stopBound });
+    if (result === TIMED_OUT) this.logger.warn({ stopBound }, 'runOnce: the stop did not finish in time');
     const after = this.#dispatcher.counts;
     return {
       reason: result === TIMED_OUT ? 'stopped' : result.reason,
@@ -524,10 +529,10 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       cwd: process.cwd(),
       env: process.env,
     });
-    child.on('error', (err) => this.logger.error('restart failed', { error: err }));
+    child.on('error', (err) => this.logger.error({ err }, 'restart failed'));
     // The replacement must outlive this process.
     child.unref();
-    this.logger.info('restarted', { pid: child.pid });
+    this.logger.info({ pid: child.pid }, 'restarted');
   }
 
   /** The default `command quit` handler. */
@@ -556,12 +561,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.#pending.length = 0;
     this.#pendingHead = 0;
     if (this.#inFlight > 0 && !(await this.#waitIdle(this.#shutdownTimeout))) {
-      this.logger.warn('shutdown deadline: aborting handlers in flight', { handling: this.#inFlight });
+      this.logger.warn({ handling: this.#inFlight }, 'shutdown deadline: aborting handlers in flight');
       this.#deadline.abort(new PostageError(ErrorCode.CLOSED, 'the processor is shutting down'));
       if (!(await this.#waitIdle(ABORT_GRACE_MS))) {
-        this.logger.warn('handlers still running at close: their messages go back to the queue', {
-          handling: this.#inFlight,
-        });
+        this.logger.warn(
+          {
+            handling: this.#inFlight,
+          },
+          'handlers still running at close: their messages go back to the queue',
+        );
       }
     }
     const result: RunResult = { reason };

@@ -122,9 +122,10 @@ function onDirectRetryTimer(call: DirectCall): void {
 
 function onDirectCallTimer(call: DirectCall): void {
   if (call.attempts <= call.options.maxRetry) {
-    call.client.logDebug(`${call.request.label}: no reply in ${call.options.timeoutMs} ms, retrying`, {
-      attempts: call.attempts,
-    });
+    call.client.logDebug(
+      { attempts: call.attempts },
+      `${call.request.label}: no reply in ${call.options.timeoutMs} ms, retrying`,
+    );
     call.client.attemptDirect(call);
   } else {
     call.settle(localFailure(timedOut(call.request, call.options), 'TimeoutError'));
@@ -270,9 +271,12 @@ export class RpcClient {
         clearTimeout(retryTimer);
         timer = setTimeout(() => {
           if (attempts <= options.maxRetry) {
-            this.logger.debug(`${request.label}: no reply in ${options.timeoutMs} ms, retrying`, {
-              attempts,
-            });
+            this.logger.debug(
+              {
+                attempts,
+              },
+              `${request.label}: no reply in ${options.timeoutMs} ms, retrying`,
+            );
             attempt();
           } else {
             call.settle(localFailure(timedOut(request, options), 'TimeoutError'));
@@ -342,7 +346,7 @@ export class RpcClient {
             try {
               onReply(this.tryDecode(message));
             } catch (err) {
-              this.logger.warn('consume_rpc callback threw', { error: err });
+              this.logger.warn({ err }, 'consume_rpc callback threw');
             }
           }
           results.push(this.decodeReply(message));
@@ -398,8 +402,8 @@ export class RpcClient {
   }
 
   /** @internal */
-  logDebug(message: string, fields: Record<string, unknown>): void {
-    this.logger.debug(message, fields);
+  logDebug(fields: Record<string, unknown>, message: string): void {
+    this.logger.debug(fields, message);
   }
 
   /**
@@ -482,7 +486,7 @@ export class RpcClient {
         return;
       default:
         // Channel or connection trouble: the attempt's timer will retry on a fresh channel.
-        this.logger.debug(`${label}: attempt ${attempts} not sent`, { error });
+        this.logger.debug({ err: error }, `${label}: attempt ${attempts} not sent`);
     }
   }
 
@@ -553,10 +557,13 @@ export class RpcClient {
     const { replyCode, replyText, exchange, routingKey } = message.fields;
     const delay = this.unroutableRetryDelay(call.deadline, call.unroutable);
     if (delay !== undefined) {
-      this.logger.debug(`${call.request.label}: unroutable after a recovery, sending again`, {
-        delayMs: delay,
-        retries: call.unroutable,
-      });
+      this.logger.debug(
+        {
+          delayMs: delay,
+          retries: call.unroutable,
+        },
+        `${call.request.label}: unroutable after a recovery, sending again`,
+      );
       call.unroutable++;
       clearTimeout(call.retryTimer);
       call.retryTimer = setTimeout(onDirectRetryTimer, delay, call);
@@ -581,7 +588,7 @@ export class RpcClient {
     if (call === undefined) {
       // A late reply (the call gave up) or one without a correlation id (a Python postage
       // server: use rpcReplyMode 'per-call' to call those).
-      this.logger.debug('reply dropped: no pending call has its correlation id', { correlationId: id });
+      this.logger.debug({ correlationId: id }, 'reply dropped: no pending call has its correlation id');
       return;
     }
     call.settle(this.decodeReply(message));

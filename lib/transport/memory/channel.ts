@@ -757,7 +757,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   private handlerError(err: unknown, where: string): void {
     const error = err instanceof Error ? err : new Error(String(err));
     if (this.listenerCount('handler-error') > 0) this.emit('handler-error', error, where);
-    else getLogger().error('in-process broker: a callback threw', { where, error: error.message });
+    else getLogger().error({ where, err: error }, 'in-process broker: a callback threw');
   }
 }
 
