@@ -54,6 +54,8 @@ export interface DispatchSettings {
   readonly translators: Readonly<Record<string, MessageTranslator>>;
   readonly queueRules: ReadonlyMap<string, QueueRules>;
   readonly onError: ErrorHandler | undefined;
+  /** What an RPC no handler takes gets; undefined: derived from whether the processor serves RPCs. */
+  readonly unknownRpc: UnknownRpc | undefined;
   readonly maxDeliveries: number;
   /** The processor's own dead-letter exchange: dead letters published there carry postage's reason headers. */
   readonly deadLetterExchange: string | undefined;
@@ -75,6 +77,13 @@ export interface DispatchSettings {
   /** Reports an error on the processor's `error` event (logged when nobody listens). */
   readonly report: (error: PostageError, context: string) => void;
 }
+
+/**
+ * What a processor does with an RPC that none of its handlers takes: `reply-error` answers
+ * `MessageResultError('no handler ...')` at once (the caller fails fast, `NO_HANDLER`);
+ * `ignore` acks it without a reply (another processor on the same exchange serves it).
+ */
+export type UnknownRpc = 'reply-error' | 'ignore';
 
 /** Messages settled, per outcome (mutable: the dispatcher and the processor count). @internal */
 export interface Counts {
@@ -153,7 +162,10 @@ export class Dispatcher {
       }
       if (deliveries > this.#settings.maxDeliveries) {
         // Redelivered past the bound without postage's requeue (e.g. the process crashed mid-handler).
-        if (body.category === Category.rpc) {
+        if (
+          body.category === Category.rpc &&
+          (this.#answersUnknownRpc() || this.routes.get(Category.rpc, body.type, body.name) !== undefined)
+        ) {
           this.#sendReply(message, new MessageResultError(`rpc dead-lettered: ${ErrorCode.DELIVERY_LIMIT}`));
         }
         const waiting = this.#settle(
@@ -325,12 +337,19 @@ export class Dispatcher {
       route = candidates[0];
     }
     if (route === undefined) {
-      reply(new MessageResultError(`no handler for rpc ${label}`));
+      if (!this.#answersUnknownRpc()) {
+        // A tap, an audit log: another processor serves this call, and answers it.
+        this.#settings.logger.debug(
+          { type: body.type, name: body.name, queue: context.queue },
+          'rpc with no handler: not answered (unknownRpc ignore)',
+        );
+        return Outcome.ack();
+      }
+      const answer = new MessageResultError(`no handler for rpc ${label}`);
+      answer.body._reserved = { code: ErrorCode.NO_HANDLER };
+      reply(answer);
       this.#settings.logger.debug(
-        {
-          type: body.type,
-          name: body.name,
-        },
+        { type: body.type, name: body.name, queue: context.queue },
         'no handler for rpc: answered with an error',
       );
       return Outcome.ack();
@@ -368,6 +387,18 @@ export class Dispatcher {
       if (!replied) reply(new MessageResultException(error.name, error.message));
       return this.#onHandlerError(err, route, context);
     }
+  }
+
+  /**
+   * Whether an RPC that no handler takes is answered with an error (`reply-error`) or left to
+   * the processor that serves it (`ignore`). By default a processor answers only if it serves
+   * RPCs itself (an RPC handler or matcher), so that a tap bound to `#` never answers for the
+   * real server, while a server still fails a typo'd name fast.
+   */
+  #answersUnknownRpc(): boolean {
+    const mode = this.#settings.unknownRpc;
+    if (mode !== undefined) return mode === 'reply-error';
+    return this.routes.has(Category.rpc) || this.matchers.rpc.length > 0;
   }
 
   /**
@@ -636,8 +667,13 @@ export class Dispatcher {
       },
       'bad message dead-lettered',
     );
-    // A caller waiting on an RPC gets an answer at once instead of a timeout.
-    if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
+    // A caller waiting on an RPC gets an answer at once instead of a timeout (from a processor
+    // that serves RPCs: a tap leaves it to the server).
+    if (
+      typeof message.properties.replyTo === 'string' &&
+      message.properties.replyTo !== '' &&
+      this.#answersUnknownRpc()
+    ) {
       this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
     }
     return this.#deadLetter(message, queue, error.code, error, deliveries);

@@ -144,6 +144,7 @@ export type { HandlingResult, ProcessingHooks } from './hooks';
 export type { AckOutcome, DeadLetterOutcome, ErrorHandler, RequeueOptions, RequeueOutcome } from './outcome';
 export type { DeadLetterOptions } from './poison';
 export type { ProcessorCounts, RunOnceOptions, RunOnceResult } from './processor';
+export type { UnknownRpc } from './dispatcher';
 export type { Closable, CloseOnSignalsOptions } from './shutdown';
 export type { MessageTranslator, TranslationContext } from './translator';
 export { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './poison';

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Connection } from './connection';
 import { GenericConsumer, type ConsumerOptions, type Eqk } from './consumer';
-import { Dispatcher } from './dispatcher';
+import { Dispatcher, type UnknownRpc } from './dispatcher';
 import type { Encoder } from './encoder';
 import { ErrorCode, PostageError, toPostageError } from './errors';
 import { SafeEmitter } from './events';
@@ -107,6 +107,14 @@ export interface ProcessorOptions extends ConsumerOptions {
    * @default none: a dead-lettered message is rejected (the queue's own DLX, if any, gets it)
    */
   deadLetter?: boolean | DeadLetterOptions;
+  /**
+   * What an RPC that no handler of this processor takes gets: `reply-error` answers
+   * `MessageResultError('no handler ...')` at once (the caller's `unwrap()` throws `NO_HANDLER`);
+   * `ignore` acks it without a reply, leaving the answer to the processor that serves it (a tap
+   * or an audit processor bound to `#` on the same exchange).
+   * @default 'reply-error' when the processor has an RPC handler or matcher, else 'ignore'
+   */
+  unknownRpc?: UnknownRpc;
   /** Declare the processor's queues as quorum queues (durable, `x-delivery-limit`). @default 'classic' */
   queueType?: 'classic' | 'quorum';
   /** Deliveries of one message (through requeues) before it is dead-lettered. @default 10 */
@@ -255,6 +263,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       translators: options.translators ?? {},
       queueRules: queueRules(eqk),
       onError: options.onError,
+      unknownRpc: checkUnknownRpc(options.unknownRpc),
       maxDeliveries,
       deadLetterExchange: deadLetter?.exchange,
       user: consumer.connection.config.endpoints[0]?.user,
@@ -672,4 +681,12 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       idle();
     }
   }
+}
+
+function checkUnknownRpc(value: UnknownRpc | undefined): UnknownRpc | undefined {
+  if (value === undefined || value === 'reply-error' || value === 'ignore') return value;
+  throw new PostageError(
+    ErrorCode.INVALID_ARGUMENT,
+    `unknownRpc must be 'reply-error' or 'ignore', got ${JSON.stringify(value)}`,
+  );
 }

@@ -116,6 +116,14 @@ export class RouteTable {
     return this.#byCategory[category].get(type)?.get(name);
   }
 
+  /** True when some handler of the category is registered. */
+  has(category: Category): boolean {
+    for (const byName of this.#byCategory[category].values()) {
+      for (const routes of byName.values()) if (routes.length > 0) return true;
+    }
+    return false;
+  }
+
   set(category: Category, type: string, name: string | null, routes: Route[]): void {
     const byType = this.#byCategory[category];
     let byName = byType.get(type);
