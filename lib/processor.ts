@@ -213,6 +213,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   #inFlight = 0;
   #idle: (() => void) | undefined;
   #starting: Promise<void> | undefined;
+  /** What `ready` returns: settled by the current (or next) start. */
+  #ready = readiness();
   #stopping: Promise<RunResult> | undefined;
   #finished: Promise<RunResult>;
   #finish!: (result: RunResult) => void;
@@ -374,16 +376,44 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * for itself is released, and start() or run() may be called again.
    */
   start(): Promise<void> {
-    this.#starting ??= this.#start().catch(async (err: unknown) => {
-      // A stop that began meanwhile releases everything itself; the processor is done then.
-      if (this.#stopping === undefined) {
-        await this.consumer.stopConsuming().catch(() => undefined);
-        if (this.#ownsConnection) await this.connection.disconnect();
-        this.#starting = undefined;
-      }
-      throw err;
-    });
+    this.#starting ??= this.#start().then(
+      () => this.#ready.resolve(),
+      async (err: unknown) => {
+        const ready = this.#ready;
+        // A stop that began meanwhile releases everything itself; the processor is done then.
+        if (this.#stopping === undefined) {
+          await this.consumer.stopConsuming().catch(() => undefined);
+          if (this.#ownsConnection) await this.connection.disconnect();
+          this.#starting = undefined;
+          // The next start gets a `ready` of its own.
+          this.#ready = readiness();
+        }
+        ready.reject(toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start'));
+        throw err;
+      },
+    );
     return this.#starting;
+  }
+
+  /**
+   * Resolves once the processor is ready: every queue of its `eqk` declared, bound and
+   * consumed (and its dead-letter exchange declared), so that a message published now reaches
+   * it. Until then a publish to its queues may be unroutable: RabbitMQ applies the processor's
+   * declarations a round trip later (the in-process broker too). Stays resolved once it has.
+   * Rejects with the error when the start fails (a new `run()` or `start()` gives a new
+   * `ready`), with CLOSED when the processor stops before it was ready. Never an unhandled
+   * rejection: awaiting it is optional.
+   *
+   * @example
+   * ```ts
+   * const running = processor.run();   // until quit
+   * await processor.ready;             // now publish to it
+   * await producer.message_echo('hi');
+   * await running;
+   * ```
+   */
+  get ready(): Promise<void> {
+    return this.#ready.promise;
   }
 
   async #start(): Promise<void> {
@@ -560,6 +590,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.#emitStatus({ type: 'stopping', reason });
     this.#closing.abort();
     await this.#starting?.catch(() => undefined);
+    this.#ready.reject(new PostageError(ErrorCode.CLOSED, 'the processor stopped before it was ready'));
     await withTimeout(this.consumer.stopConsuming(), CLOSE_TIMEOUT_MS);
     // Received but never started: back to the queue for another consumer.
     while (this.#pendingHead < this.#pending.length) {
@@ -689,4 +720,22 @@ function checkUnknownRpc(value: UnknownRpc | undefined): UnknownRpc | undefined 
     ErrorCode.INVALID_ARGUMENT,
     `unknownRpc must be 'reply-error' or 'ignore', got ${JSON.stringify(value)}`,
   );
+}
+
+interface Readiness {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: PostageError): void;
+}
+
+/** A processor's `ready`: settled once; a rejection nobody awaits is not an unhandled one. */
+function readiness(): Readiness {
+  let resolve!: () => void;
+  let reject!: (error: PostageError) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }
