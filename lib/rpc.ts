@@ -167,6 +167,8 @@ export class RpcClient {
   private replyChannel: TransportChannel | undefined;
   private replyOpening: Promise<TransportChannel> | undefined;
   private closed = false;
+  /** Said once per producer: a reply without a correlation id (see {@link RpcClient.noCorrelationId}). */
+  private warnedNoCorrelationId = false;
 
   /**
    * @param recoveryWindow - milliseconds after a recovery of the connection during which an
@@ -584,14 +586,40 @@ export class RpcClient {
       return;
     }
     const id = message.properties.correlationId;
-    const call = id === undefined ? undefined : this.pending.get(id);
+    if (id === undefined) {
+      this.noCorrelationId(message);
+      return;
+    }
+    const call = this.pending.get(id);
     if (call === undefined) {
-      // A late reply (the call gave up) or one without a correlation id (a Python postage
-      // server: use rpcReplyMode 'per-call' to call those).
+      // A late reply: its call gave up (timed out, or the producer closed).
       this.logger.debug({ correlationId: id }, 'reply dropped: no pending call has its correlation id');
       return;
     }
     call.settle(this.decodeReply(message));
+  }
+
+  /**
+   * A reply without a correlation id cannot be matched to its call over direct reply-to: the
+   * server is almost surely Python postage, which never sets one. The call then times out
+   * after its retries while the server runs it once per attempt, so the first such reply is a
+   * warning (once per producer) with the fix; the next ones are debug lines.
+   */
+  private noCorrelationId(message: TransportMessage): void {
+    if (this.warnedNoCorrelationId) {
+      this.logger.debug({ pending: this.pending.size }, 'reply without a correlation id dropped');
+      return;
+    }
+    this.warnedNoCorrelationId = true;
+    const body = this.tryDecode(message);
+    const server = isEnvelope(body) ? body.fingerprint : undefined;
+    this.logger.warn(
+      { server, pending: this.pending.size },
+      'an RPC reply came without a correlation id, which direct reply-to cannot match to its call: ' +
+        'the server is probably Python postage. Its calls will time out after their retries, and ' +
+        "the server runs each once per attempt. Call it with rpcReplyMode: 'per-call' (producer " +
+        'option, or POSTAGE_RPC_REPLY_MODE=per-call)',
+    );
   }
 
   private tryDecode(message: TransportMessage): unknown {
