@@ -403,12 +403,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
           // A refusal is retried too while recovering (an operator may be fixing the user or
           // the vhost, a restarting broker may refuse for a moment), but said as such.
           this.logger.warn(
-            {
-              attempt,
-              endpoint: this.endpoint,
-              code: lastError.code,
-              err: lastError,
-            },
+            { attempt, endpoint: this.endpoint, code: lastError.code, err: lastError },
             'reconnect attempt failed',
           );
         }

@@ -151,12 +151,7 @@ export class Dispatcher {
       }
       if (this.#settings.debug) {
         this.#settings.logger.debug(
-          {
-            queue,
-            type: body.type,
-            name: body.name,
-            category: body.category,
-          },
+          { queue, type: body.type, name: body.name, category: body.category },
           '<-- receive',
         );
       }
@@ -256,11 +251,7 @@ export class Dispatcher {
     }
     if (routes.length === 0) {
       this.#settings.logger.debug(
-        {
-          type: body.type,
-          name: body.name,
-          queue: context.queue,
-        },
+        { type: body.type, name: body.name, queue: context.queue },
         'no handler for message: acked',
       );
       return Outcome.ack();
@@ -326,10 +317,7 @@ export class Dispatcher {
           ),
         );
         this.#settings.logger.warn(
-          {
-            handler: label,
-            matches: candidates.length,
-          },
+          { handler: label, matches: candidates.length },
           'ambiguous rpc: answered with an error',
         );
         return Outcome.ack();
@@ -375,10 +363,7 @@ export class Dispatcher {
         // Bad input is the caller's error, not an exception of the handler.
         if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
         this.#settings.logger.warn(
-          {
-            handler: label,
-            reason: err.error.message,
-          },
+          { handler: label, reason: err.error.message },
           'rpc with invalid content: answered with an error',
         );
         return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
@@ -435,10 +420,7 @@ export class Dispatcher {
       return (matcher.matcher as MessagePredicate)(context.body, context);
     } catch (err) {
       this.#settings.logger.error(
-        {
-          handler: matcher.label,
-          err,
-        },
+        { handler: matcher.label, err },
         'matcher predicate threw: treated as no match',
       );
       return false;
@@ -458,10 +440,7 @@ export class Dispatcher {
     }
     if (err instanceof InvalidContent) {
       this.#settings.logger.error(
-        {
-          handler: label,
-          reason: err.error.message,
-        },
+        { handler: label, reason: err.error.message },
         'invalid content: message dead-lettered',
       );
       return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
@@ -479,10 +458,7 @@ export class Dispatcher {
         if (isOutcome(decided)) return withError(decided, err);
       } catch (failure) {
         this.#settings.logger.error(
-          {
-            handler: label,
-            err: failure,
-          },
+          { handler: label, err: failure },
           'error handler threw: next one decides',
         );
       }

@@ -149,3 +149,7 @@ export type { Closable, CloseOnSignalsOptions } from './shutdown';
 export type { MessageTranslator, TranslationContext } from './translator';
 export { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './poison';
 export { DEFAULT_RUN_ONCE_TIMEOUT_MS } from './processor';
+
+// Restarts under a supervisor (systemd, containers) or on their own.
+export { RESTART_EXIT_CODE, RESTART_EXIT_GRACE_MS, detectSupervisor } from './restart';
+export type { RestartFunction, RestartPolicy, SupervisorProbe } from './restart';

@@ -1,40 +1,34 @@
-import { spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Connection } from './connection';
-import { GenericConsumer, type ConsumerOptions, type Eqk } from './consumer';
-import { Dispatcher, type UnknownRpc } from './dispatcher';
+import { GenericConsumer, type Eqk } from './consumer';
+import { Dispatcher } from './dispatcher';
 import type { Encoder } from './encoder';
 import { ErrorCode, PostageError, toPostageError } from './errors';
 import { SafeEmitter } from './events';
-import { fingerprintDict, type FingerprintLike } from './fingerprint';
-import {
-  DefaultHandler,
-  collectHandlers,
-  type HandlerOptions,
-  type MessageFilterFunction,
-  type MessagePredicate,
-} from './handlers';
+import { fingerprintDict } from './fingerprint';
+import { DefaultHandler, collectHandlers, type MessagePredicate } from './handlers';
 import type { ProcessingHooks } from './hooks';
-import type { ErrorHandler } from './outcome';
 import {
-  DEFAULT_MAX_DELIVERIES,
   applyQueueRules,
   declareDeadLetter,
   queueRules,
   resolveDeadLetter,
-  type DeadLetterOptions,
   type DeadLetterTarget,
 } from './poison';
+import { normalizeProcessorOptions, type ProcessorOptions, type RegisterOptions } from './processor-options';
 import { buildRoute, buildRoutes, normalizeFilters, type HandlerClass, type HandlerFunction } from './routes';
-import { TIMED_OUT, beforeDeadline, withTimeout } from './shutdown';
+import { runOnce, type RunOnceOptions, type RunOnceResult } from './run-once';
+import { withTimeout } from './shutdown';
 import { Category } from './schema';
 import { Publisher } from './publisher';
-import type { MessageTranslator } from './translator';
+import { decideRestart, exitForRestart, respawnProcess, type RestartPolicy } from './restart';
 import type { TransportMessage } from './transport/types';
 
 export type { HandlerFunction } from './routes';
+export type { ProcessorOptions, RegisterOptions } from './processor-options';
+export { DEFAULT_RUN_ONCE_TIMEOUT_MS, type RunOnceOptions, type RunOnceResult } from './run-once';
 
 /** Why a processor stopped. */
 export type StopReason = 'quit' | 'restart' | 'stopped';
@@ -56,27 +50,6 @@ export interface ProcessorCounts {
   readonly returned: number;
 }
 
-/** What {@link MessageProcessor.runOnce} resolves to: the counts of that run. */
-export interface RunOnceResult extends RunResult, ProcessorCounts {
-  /** True when `timeoutMs` passed before the queued messages were settled (the processor was stopped). */
-  readonly timedOut: boolean;
-}
-
-/** Default of {@link RunOnceOptions.timeoutMs}. */
-export const DEFAULT_RUN_ONCE_TIMEOUT_MS = 60_000;
-
-/** Options of {@link MessageProcessor.runOnce}. */
-export interface RunOnceOptions {
-  /** Stop once nothing arrived for this long and nothing is in flight. @default 200 */
-  idleMs?: number;
-  /**
-   * Milliseconds after which runOnce stops the processor anyway (a graceful stop, which waits
-   * up to `shutdownTimeout` for handlers in flight) and resolves with `timedOut: true`.
-   * @default 60_000
-   */
-  timeoutMs?: number;
-}
-
 /** Lifecycle of a processor, as a discriminated union on `type`. */
 export type ProcessorStatus =
   | { type: 'consuming'; queues: readonly string[] }
@@ -87,58 +60,6 @@ export type ProcessorStatus =
 export interface ProcessorEvents {
   status: [status: ProcessorStatus];
   error: [error: PostageError];
-}
-
-/** Options of {@link MessageProcessor}. */
-export interface ProcessorOptions extends ConsumerOptions {
-  /** The processor's fingerprint, set on its RPC replies. */
-  fingerprint?: FingerprintLike;
-  /** Bindings: a list of (Exchange, [(queue, key), ...]). @default the class's static `eqk` */
-  eqk?: Eqk;
-  /** Decides what happens when a handler throws (after the handler's own). @default log and dead-letter */
-  onError?: ErrorHandler;
-  /** Hooks around the processor's life and around each message. */
-  hooks?: ProcessingHooks;
-  /** Translators of foreign messages, per queue name. */
-  translators?: Readonly<Record<string, MessageTranslator>>;
-  /**
-   * A dead-letter exchange and queue for the processor's queues (`x-dead-letter-exchange`);
-   * postage then dead-letters with its reason headers. `true` names them after the first queue.
-   * @default none: a dead-lettered message is rejected (the queue's own DLX, if any, gets it)
-   */
-  deadLetter?: boolean | DeadLetterOptions;
-  /**
-   * What an RPC that no handler of this processor takes gets: `reply-error` answers
-   * `MessageResultError('no handler ...')` at once (the caller's `unwrap()` throws `NO_HANDLER`);
-   * `ignore` acks it without a reply, leaving the answer to the processor that serves it (a tap
-   * or an audit processor bound to `#` on the same exchange).
-   * @default 'reply-error' when the processor has an RPC handler or matcher, else 'ignore'
-   */
-  unknownRpc?: UnknownRpc;
-  /** Declare the processor's queues as quorum queues (durable, `x-delivery-limit`). @default 'classic' */
-  queueType?: 'classic' | 'quorum';
-  /** Deliveries of one message (through requeues) before it is dead-lettered. @default 10 */
-  maxDeliveries?: number;
-  /** Messages handled at once; the rest of the prefetch waits (and is requeued at shutdown). @default the prefetch */
-  concurrency?: number;
-  /** Milliseconds `stop()` waits for handlers in flight before aborting `context.signal`. @default 10_000 */
-  shutdownTimeout?: number;
-  /**
-   * Milliseconds to wait for the publisher confirm of a dead letter or a counted requeue before
-   * the original goes back to its queue instead.
-   * @default the connection's confirmTimeout: 30_000, as for every component
-   */
-  confirmTimeout?: number;
-}
-
-/** Options of {@link MessageProcessor.registerHandler}. */
-export interface RegisterOptions extends HandlerOptions {
-  /** An RPC handler (gets `(content, reply, context)`). @default false */
-  rpc?: boolean;
-  /** Pass the full body instead of the content. @default false */
-  fullBody?: boolean;
-  /** Filters, applied in order. */
-  filters?: ReadonlyArray<MessageFilterFunction | readonly [MessageFilterFunction, ...unknown[]]>;
 }
 
 /** After the shutdown deadline, how long aborted handlers get to return before the channel closes. */
@@ -202,6 +123,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   readonly #publisher: Publisher;
   readonly #concurrency: number;
   readonly #shutdownTimeout: number;
+  readonly #restart: RestartPolicy | undefined;
   /** Built without a `connection` option: a failed start releases the connection it opened. */
   readonly #ownsConnection: boolean;
   /** Aborted when stop begins: requeue delays end at once. */
@@ -221,13 +143,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   #fail!: (error: PostageError) => void;
 
   constructor(options: ProcessorOptions = {}) {
-    const maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
-    if (!(Number.isInteger(maxDeliveries) && maxDeliveries >= 1)) {
-      throw new PostageError(
-        ErrorCode.INVALID_ARGUMENT,
-        `maxDeliveries must be an integer >= 1, got ${maxDeliveries}`,
-      );
-    }
+    const settings = normalizeProcessorOptions(options);
+    const maxDeliveries = settings.maxDeliveries;
     const baseEqk = options.eqk ?? (new.target as typeof MessageProcessor).eqk;
     const deadLetter = resolveDeadLetter(options.deadLetter, baseEqk);
     const eqk = applyQueueRules(baseEqk, deadLetter, options.queueType === 'quorum', maxDeliveries);
@@ -238,16 +155,11 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.maxDeliveries = maxDeliveries;
     this.deadLetter = deadLetter;
     this.#ownsConnection = options.connection === undefined;
-    this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
-    this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
+    this.#concurrency = settings.concurrency;
+    this.#shutdownTimeout = settings.shutdownTimeout;
+    this.#restart = settings.restart;
     // One default for every component: a shared connection's setting, else DEFAULT_CONFIRM_TIMEOUT.
-    const confirmTimeout = options.confirmTimeout ?? consumer.connection.config.confirmTimeout;
-    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0) || !(confirmTimeout > 0)) {
-      throw new PostageError(
-        ErrorCode.INVALID_ARGUMENT,
-        'concurrency must be >= 1, shutdownTimeout >= 0 and confirmTimeout > 0',
-      );
-    }
+    const confirmTimeout = settings.confirmTimeout ?? consumer.connection.config.confirmTimeout;
     // Its confirmTimeout bounds every dead letter and counted requeue (buffered time included).
     const publisher = new Publisher(consumer.connection, { confirmTimeout });
     this.#publisher = publisher;
@@ -265,7 +177,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       translators: options.translators ?? {},
       queueRules: queueRules(eqk),
       onError: options.onError,
-      unknownRpc: checkUnknownRpc(options.unknownRpc),
+      unknownRpc: settings.unknownRpc,
       maxDeliveries,
       deadLetterExchange: deadLetter?.exchange,
       user: consumer.connection.config.endpoints[0]?.user,
@@ -449,70 +361,25 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * Handles what is queued now, then stops: resolves once the messages its queues held at start
    * are settled, nothing is in flight and nothing arrived for `idleMs`. Returns the counts.
    */
-  async runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
-    const idleMs = options.idleMs ?? 200;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_ONCE_TIMEOUT_MS;
-    if (!(timeoutMs > 0) || !(idleMs >= 0)) {
-      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'runOnce needs timeoutMs > 0 and idleMs >= 0');
-    }
-    const deadline = Date.now() + timeoutMs;
-    const before = this.counts;
-    let timedOut = false;
-    try {
-      timedOut = (await beforeDeadline(this.start(), deadline)) === TIMED_OUT;
-    } catch (err) {
-      // As with run(): a failed start leaves the processor ready to try again.
-      throw toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
-    }
-    // Ready messages not yet delivered, plus those delivered already.
-    let target = this.#dispatcher.counts.received;
-    for (const name of timedOut ? [] : this.consumer.queueNames) {
-      const info = await beforeDeadline(
-        this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`),
-        deadline,
-      );
-      if (info === TIMED_OUT) {
-        timedOut = true;
-        break;
-      }
-      target += info.messageCount;
-    }
-    let seen = -1;
-    let quietSince = Date.now();
-    while (!timedOut && this.#stopping === undefined) {
-      const settled =
-        this.#dispatcher.counts.acked +
-        this.#dispatcher.counts.deadLettered +
-        this.#dispatcher.counts.requeued +
-        this.#dispatcher.counts.returned;
-      if (this.#dispatcher.counts.received !== seen) {
-        seen = this.#dispatcher.counts.received;
-        quietSince = Date.now();
-      }
-      const busy = this.#inFlight > 0 || this.#pendingHead < this.#pending.length;
-      if (!busy && settled >= target && Date.now() - quietSince >= idleMs) break;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        timedOut = true;
-        break;
-      }
-      await sleep(Math.min(idleMs, 20, left));
-    }
-    if (timedOut) this.logger.warn({ timeoutMs }, 'runOnce timed out: stopping the processor');
-    // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
-    const stopBound = this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS;
-    const result = await beforeDeadline(this.stop('stopped'), Date.now() + stopBound);
-    if (result === TIMED_OUT) this.logger.warn({ stopBound }, 'runOnce: the stop did not finish in time');
-    const after = this.#dispatcher.counts;
-    return {
-      reason: result === TIMED_OUT ? 'stopped' : result.reason,
-      received: after.received - before.received,
-      acked: after.acked - before.acked,
-      requeued: after.requeued - before.requeued,
-      deadLettered: after.deadLettered - before.deadLettered,
-      returned: after.returned - before.returned,
-      timedOut,
-    };
+  runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
+    const counts = this.#dispatcher.counts;
+    return runOnce(
+      {
+        logger: this.logger,
+        counts,
+        start: () => this.start(),
+        queueNames: () => this.consumer.queueNames,
+        queueDepth: async (name) =>
+          (await this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`))
+            .messageCount,
+        busy: () => this.#inFlight > 0 || this.#pendingHead < this.#pending.length,
+        stopping: () => this.#stopping !== undefined,
+        stop: () => this.stop('stopped'),
+        // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
+        stopBound: this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS,
+      },
+      options,
+    );
   }
 
   /** Resolves when the processor has stopped (whatever started it). */
@@ -543,8 +410,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   /**
-   * Stops the processor cleanly, then runs the same program again in a new process (what the
-   * `restart` command does). Returns at once.
+   * Stops the processor cleanly, then restarts the program (what the `restart` command does):
+   * see the `restart` option. Returns at once.
    */
   restart(): void {
     void this.stop('restart').then((result) => {
@@ -559,19 +426,20 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   /**
-   * Starts the replacement process: the same Node binary, flags, script, arguments, working
-   * directory and environment, sharing this terminal. Override to hand restarts to a supervisor.
+   * Restarts the program once the processor (or, under a {@link MicroScheduler}, every one) has
+   * stopped, by the `restart` option's policy: exit for the supervisor, respawn, or the
+   * function given. Overriding it replaces the policy.
    */
   restartProcess(): void {
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-      stdio: 'inherit',
-      cwd: process.cwd(),
-      env: process.env,
-    });
-    child.on('error', (err) => this.logger.error({ err }, 'restart failed'));
-    // The replacement must outlive this process.
-    child.unref();
-    this.logger.info({ pid: child.pid }, 'restarted');
+    const { policy, why } = decideRestart(this.#restart, this.logger);
+    if (policy === 'exit') return exitForRestart(this.logger, why);
+    if (policy === 'respawn') return respawnProcess(this.logger, why);
+    const done = policy();
+    if (done instanceof Promise) {
+      done.catch((err: unknown) =>
+        this.reportError(toPostageError(err, ErrorCode.CLOSED, 'restart'), 'processor restart'),
+      );
+    }
   }
 
   /** The default `command quit` handler. */
@@ -605,9 +473,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       this.#deadline.abort(new PostageError(ErrorCode.CLOSED, 'the processor is shutting down'));
       if (!(await this.#waitIdle(ABORT_GRACE_MS))) {
         this.logger.warn(
-          {
-            handling: this.#inFlight,
-          },
+          { handling: this.#inFlight },
           'handlers still running at close: their messages go back to the queue',
         );
       }
@@ -712,14 +578,6 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       idle();
     }
   }
-}
-
-function checkUnknownRpc(value: UnknownRpc | undefined): UnknownRpc | undefined {
-  if (value === undefined || value === 'reply-error' || value === 'ignore') return value;
-  throw new PostageError(
-    ErrorCode.INVALID_ARGUMENT,
-    `unknownRpc must be 'reply-error' or 'ignore', got ${JSON.stringify(value)}`,
-  );
 }
 
 interface Readiness {

@@ -536,13 +536,7 @@ export class GenericProducer<Commands extends object = NoCommands> {
 
   #logPublish(exchange: string, key: string, message: Message<unknown> | undefined): void {
     this.logger.debug(
-      {
-        exchange,
-        key,
-        type: message?.type,
-        name: message?.name,
-        category: message?.category,
-      },
+      { exchange, key, type: message?.type, name: message?.name, category: message?.category },
       '--> publish',
     );
   }

@@ -274,9 +274,7 @@ export class RpcClient {
         timer = setTimeout(() => {
           if (attempts <= options.maxRetry) {
             this.logger.debug(
-              {
-                attempts,
-              },
+              { attempts },
               `${request.label}: no reply in ${options.timeoutMs} ms, retrying`,
             );
             attempt();
@@ -560,10 +558,7 @@ export class RpcClient {
     const delay = this.unroutableRetryDelay(call.deadline, call.unroutable);
     if (delay !== undefined) {
       this.logger.debug(
-        {
-          delayMs: delay,
-          retries: call.unroutable,
-        },
+        { delayMs: delay, retries: call.unroutable },
         `${call.request.label}: unroutable after a recovery, sending again`,
       );
       call.unroutable++;
