@@ -115,42 +115,51 @@ export async function pythonRpcCall(
   return replies[0] as PythonReply;
 }
 
-const PEER = path.resolve(__dirname, '../fixtures/python/postage_peer.py');
+const ROOT = path.resolve(__dirname, '../..');
+const PEER = path.join(ROOT, 'spec/fixtures/python/postage_peer.py');
 
-let pikaChecked = false;
+/** The interpreter that imports pika, once found. */
+let python: string | undefined;
+
+/** Debian's python3 first: that is the one python3-pika installs for (a pyenv shim may not see it). */
+const INTERPRETERS = ['/usr/bin/python3', 'python3'];
+
+function importsPika(interpreter: string): boolean {
+  return spawnSync(interpreter, ['-c', 'import pika'], { stdio: 'ignore' }).status === 0;
+}
 
 /**
- * Makes sure python3 and pika are there: installs Debian's `python3-pika` with apt-get when it
- * is missing (as root, as the test scripts install rabbitmq-server; PyPI is not needed).
+ * A python3 that imports pika: installs Debian's `python3-pika` with apt-get when none does
+ * (as root, as the test scripts install rabbitmq-server; PyPI is not needed). Returns its path.
  */
-export function ensurePika(): void {
-  if (pikaChecked) return;
-  const probe = (): boolean => spawnSync('python3', ['-c', 'import pika'], { stdio: 'ignore' }).status === 0;
-  if (!probe()) {
-    if (process.getuid?.() !== 0) {
-      throw new Error('python3 with pika is needed: install it with `sudo apt-get install -y python3-pika`');
-    }
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const apt = (args: string[]): void => {
-      const result = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', ...args], {
-        env,
-        stdio: ['ignore', 'ignore', 'pipe'],
-        encoding: 'utf8',
-        timeout: 900_000,
-      });
-      if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed: ${result.stderr}`);
-    };
-    process.stderr.write('[python-peer] python3-pika is missing: installing it with apt-get\n');
-    try {
-      apt(['install', '-y', '-qq', '--no-install-recommends', 'python3-pika']);
-    } catch {
-      // A fresh machine: the package lists come first.
-      apt(['update', '-qq']);
-      apt(['install', '-y', '-qq', '--no-install-recommends', 'python3-pika']);
-    }
-    if (!probe()) throw new Error('apt-get did not make pika importable by python3');
+export function ensurePika(): string {
+  if (python !== undefined) return python;
+  python = INTERPRETERS.find(importsPika);
+  if (python !== undefined) return python;
+  if (process.getuid?.() !== 0) {
+    throw new Error('python3 with pika is needed: install it with `sudo apt-get install -y python3-pika`');
   }
-  pikaChecked = true;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args: string[]): void => {
+    const result = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+      timeout: 900_000,
+    });
+    if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed: ${result.stderr}`);
+  };
+  process.stderr.write('[python-peer] python3-pika is missing: installing it with apt-get\n');
+  try {
+    apt(['install', '-y', '-qq', '--no-install-recommends', 'python3-pika']);
+  } catch {
+    // A fresh machine: the package lists come first.
+    apt(['update', '-qq']);
+    apt(['install', '-y', '-qq', '--no-install-recommends', 'python3-pika']);
+  }
+  python = INTERPRETERS.find(importsPika);
+  if (python === undefined) throw new Error('apt-get installed python3-pika, but no python3 imports pika');
+  return python;
 }
 
 /** A child process of a spec, with everything it printed. */
@@ -164,8 +173,13 @@ export interface Running {
 const started: ChildProcess[] = [];
 
 /** Starts a child process with its output collected. */
-export function startProcess(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Running {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string = ROOT,
+): Running {
+  const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
   let text = '';
   child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -176,8 +190,7 @@ export function startProcess(command: string, args: readonly string[], env: Node
 
 /** Runs the Python peer (`postage_peer.py <mode> [args]`) against `url`. */
 export function startPython(url: string, mode: string, args: readonly string[] = []): Running {
-  ensurePika();
-  return startProcess('python3', ['-u', PEER, mode, ...args], { ...process.env, POSTAGE_URL: url });
+  return startProcess(ensurePika(), ['-u', PEER, mode, ...args], { ...process.env, POSTAGE_URL: url });
 }
 
 /** Runs the Python peer to its end; fails the spec unless it exits 0. Returns what it printed. */
