@@ -123,7 +123,8 @@ async function main(): Promise<void> {
   const a = new Receiver('A');
   const b = new Receiver('B');
   const running = runAll([a, b]);
-  await Promise.all([a.start(), b.start()]);
+  // Their queues are declared, bound and consumed: what is published from now on reaches them.
+  await running.ready;
   const producer = StoryProducer.create({
     ...connection,
     fingerprint: new Fingerprint('echo_send', 'application'),

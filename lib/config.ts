@@ -12,8 +12,9 @@
  */
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
+import { envFlag } from './env';
 import { ErrorCode, PostageError } from './errors';
-import type { Logger } from './logger';
+import { getLogger, type Logger } from './logger';
 import type { Transport } from './transport/types';
 
 /** Connection options accepted by every component (producer, consumer, processor). */
@@ -52,7 +53,11 @@ export interface ConnectionOptions {
   publishBuffer?: Partial<PublishBufferOptions>;
   /** Reconnection after an unexpected close. @default {@link DEFAULT_RECONNECT} */
   reconnect?: Partial<ReconnectOptions>;
-  /** Log every publish and receive at debug level. @default POSTAGE_DEBUG_MODE === 'true' */
+  /**
+   * Log every publish and receive at debug level. @default POSTAGE_DEBUG_MODE: on for `1`,
+   * `true`, `yes` or `on` (any case); another value than those or `0`, `false`, `no`, `off` is
+   * ignored with a warning
+   */
   debug?: boolean;
   /** The logger of this component. @default the process-wide logger ({@link setLogger}) */
   logger?: Logger;
@@ -266,7 +271,7 @@ export function resolveConnectionConfig(
     confirmTimeout,
     publishBuffer,
     reconnect,
-    debug: options.debug ?? env['POSTAGE_DEBUG_MODE']?.toLowerCase() === 'true',
+    debug: options.debug ?? envFlag('POSTAGE_DEBUG_MODE', env, options.logger ?? getLogger()) ?? false,
     transport: options.transport,
   };
 }

@@ -202,7 +202,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     try {
       await connection.close();
     } catch (err) {
-      this.logger.debug('disconnect on a closed connection', { error: err });
+      this.logger.debug({ err }, 'disconnect on a closed connection');
     }
   }
 
@@ -219,7 +219,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       throw toPostageError(err, ErrorCode.CHANNEL_CLOSED, 'cannot open a channel');
     }
     // amqplib throws an unhandled 'error' when a channel is closed by the broker.
-    channel.on('error', (err: Error) => this.logger.debug('channel error', { error: err }));
+    channel.on('error', (err: Error) => this.logger.debug({ err }, 'channel error'));
     return channel;
   }
 
@@ -252,7 +252,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         // Declared on the connection of that generation: a reconnect makes it stale.
         if (generation === this.generation && epoch === this.epoch)
           this.declaredDefinitions.set(exchange, epoch);
-        this.logger.debug('exchange declared', { exchange: exchange.name, type: exchange.exchange_type });
+        this.logger.debug({ exchange: exchange.name, type: exchange.exchange_type }, 'exchange declared');
       }, `declare exchange '${exchange.name}'`);
       // A failed declaration is retried on next use.
       declared.catch(() => {
@@ -342,10 +342,10 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     if (connection !== undefined) {
       const closed = connection.close().catch((err: unknown) => {
         // Already closed by the peer: nothing left to release.
-        this.logger.debug('close on a closed connection', { error: err });
+        this.logger.debug({ err }, 'close on a closed connection');
       });
       if ((await beforeDeadline(closed, Date.now() + CLOSE_TIMEOUT_MS)) === TIMED_OUT) {
-        this.logger.warn('the broker did not answer the close in time', { timeoutMs: CLOSE_TIMEOUT_MS });
+        this.logger.warn({ timeoutMs: CLOSE_TIMEOUT_MS }, 'the broker did not answer the close in time');
       }
     }
     this.emitStatus({ type: 'closed' });
@@ -364,12 +364,15 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
         // A refusal (login, vhost) is an answer, not an outage: retrying cannot change it.
         if (err instanceof PostageError && err.code !== ErrorCode.CONNECTION_FAILED) throw err;
         const delayMs = Math.min(this.backoff(attempt), deadline - Date.now());
-        this.logger.warn(delayMs > 0 ? 'connect failed, retrying' : 'connect failed, giving up', {
-          attempt,
-          endpoint: this.endpoint,
-          ...(delayMs > 0 ? { delayMs } : { connectTimeout: this.config.connectTimeout }),
-          error: err instanceof Error ? err.message : String(err),
-        });
+        this.logger.warn(
+          {
+            attempt,
+            endpoint: this.endpoint,
+            ...(delayMs > 0 ? { delayMs } : { connectTimeout: this.config.connectTimeout }),
+            err,
+          },
+          delayMs > 0 ? 'connect failed, retrying' : 'connect failed, giving up',
+        );
         if (delayMs <= 0) throw err;
         await this.sleep(delayMs);
         if (this.closing !== undefined) {
@@ -399,12 +402,10 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
           lastError = toPostageError(err, ErrorCode.CONNECTION_FAILED, 'reconnect');
           // A refusal is retried too while recovering (an operator may be fixing the user or
           // the vhost, a restarting broker may refuse for a moment), but said as such.
-          this.logger.warn('reconnect attempt failed', {
-            attempt,
-            endpoint: this.endpoint,
-            code: lastError.code,
-            error: lastError.message,
-          });
+          this.logger.warn(
+            { attempt, endpoint: this.endpoint, code: lastError.code, err: lastError },
+            'reconnect attempt failed',
+          );
         }
       }
     } finally {
@@ -431,7 +432,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     try {
       this.emit('status', status);
     } catch (err) {
-      this.logger.error('a status listener threw', { status: status.type, error: err });
+      this.logger.error({ status: status.type, err }, 'a status listener threw');
     }
   }
 
@@ -512,7 +513,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
     let lastError: PostageError | undefined;
     connection.on('error', (err: Error) => {
       lastError = toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection error');
-      this.logger.debug('connection error', { error: err });
+      this.logger.debug({ err }, 'connection error');
     });
     connection.on('close', (err?: Error) => {
       if (this.current !== connection) return;
@@ -523,7 +524,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       if (this.closing !== undefined) return;
       const error =
         err === undefined ? lastError : toPostageError(err, ErrorCode.CONNECTION_CLOSED, 'connection lost');
-      this.logger.warn('connection lost', { endpoint: describeEndpoint(endpoint), error });
+      this.logger.warn({ endpoint: describeEndpoint(endpoint), err: error }, 'connection lost');
       // The next attempt starts with the next broker of the list.
       this.nextEndpoint = (this.config.endpoints.indexOf(endpoint) + 1) % this.config.endpoints.length;
       this.emit('status', { type: 'disconnected', endpoint: describeEndpoint(endpoint), error });
@@ -543,7 +544,7 @@ export class Connection extends SafeEmitter<ConnectionEvents> {
       this.blockedReason = undefined;
       this.emit('status', { type: 'unblocked' });
     });
-    this.logger.debug('connected', { endpoint: describeEndpoint(endpoint) });
+    this.logger.debug({ endpoint: describeEndpoint(endpoint) }, 'connected');
     this.emitStatus({ type: 'connected', endpoint: describeEndpoint(endpoint), recovered });
   }
 }

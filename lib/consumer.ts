@@ -184,7 +184,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     if (!this.#bindings.some((b) => b.exchange.name === exchange.name && b.queue === name && b.key === key)) {
       this.#bindings.push({ exchange, queue: name, key });
     }
-    this.logger.debug('queue bound', { queue: name, exchange: exchange.name, key });
+    this.logger.debug({ queue: name, exchange: exchange.name, key }, 'queue bound');
     if (!this.#queues.has(name)) {
       this.#queues.set(name, {
         flags: spec.flags,
@@ -285,7 +285,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     try {
       channel?.ack(message);
     } catch (err) {
-      this.logger.debug('ack on a closed channel: the broker will redeliver', { error: err });
+      this.logger.debug({ err }, 'ack on a closed channel: the broker will redeliver');
     }
   }
 
@@ -299,7 +299,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     try {
       channel?.reject(message, requeue);
     } catch (err) {
-      this.logger.debug('reject on a closed channel: the broker will redeliver', { error: err });
+      this.logger.debug({ err }, 'reject on a closed channel: the broker will redeliver');
     }
   }
 
@@ -380,7 +380,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
           try {
             this.#onDelivery?.(message, name);
           } catch (err) {
-            this.logger.error('delivery handler threw', { error: err, queue: name });
+            this.logger.error({ err, queue: name }, 'delivery handler threw');
           }
         },
         { noAck: false },
@@ -389,7 +389,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
     } catch (err) {
       throw toPostageError(err, ErrorCode.BROKER_ERROR, `consume queue '${name}'`);
     }
-    this.logger.debug('consuming', { queue: name });
+    this.logger.debug({ queue: name }, 'consuming');
   }
 
   #getChannel(): Promise<TransportChannel> {
@@ -427,7 +427,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
 
   /** Starts recovery once; interruptions during a recovery join it. */
   #interrupt(error: PostageError): void {
-    this.logger.warn('consuming interrupted, recovering', { code: error.code, error: error.message });
+    this.logger.warn({ code: error.code, err: error }, 'consuming interrupted, recovering');
     this.emit('interrupted', error);
     if (this.#recovering !== undefined) {
       this.#again = true;
@@ -458,7 +458,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
         await this.#redeclare();
         for (const name of [...this.#queues.keys()]) await this.#consumeQueue(name);
         if (this.#again) continue;
-        this.logger.info('consuming recovered', { queues: this.queueNames });
+        this.logger.info({ queues: this.queueNames }, 'consuming recovered');
         this.emit('recovered');
         return;
       } catch (err) {
@@ -468,7 +468,7 @@ export class GenericConsumer extends SafeEmitter<ConsumerEvents> {
           this.emit('lost', error);
           return;
         }
-        this.logger.debug('consumer recovery attempt failed', { attempt, error });
+        this.logger.debug({ attempt, err: error }, 'consumer recovery attempt failed');
         await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6))));
       }
     }

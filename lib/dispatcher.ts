@@ -55,6 +55,8 @@ export interface DispatchSettings {
   readonly translators: Readonly<Record<string, MessageTranslator>>;
   readonly queueRules: ReadonlyMap<string, QueueRules>;
   readonly onError: ErrorHandler | undefined;
+  /** What an RPC no handler takes gets; undefined: derived from whether the processor serves RPCs. */
+  readonly unknownRpc: UnknownRpc | undefined;
   readonly maxDeliveries: number;
   /** The processor's own dead-letter exchange: dead letters published there carry postage's reason headers. */
   readonly deadLetterExchange: string | undefined;
@@ -76,6 +78,13 @@ export interface DispatchSettings {
   /** Reports an error on the processor's `error` event (logged when nobody listens). */
   readonly report: (error: PostageError, context: string) => void;
 }
+
+/**
+ * What a processor does with an RPC that none of its handlers takes: `reply-error` answers
+ * `MessageResultError('no handler ...')` at once (the caller fails fast, `NO_HANDLER`);
+ * `ignore` acks it without a reply (another processor on the same exchange serves it).
+ */
+export type UnknownRpc = 'reply-error' | 'ignore';
 
 /** Messages settled, per outcome (mutable: the dispatcher and the processor count). @internal */
 export interface Counts {
@@ -142,16 +151,17 @@ export class Dispatcher {
         return;
       }
       if (this.#settings.debug) {
-        this.#settings.logger.debug('<-- receive', {
-          queue,
-          type: body.type,
-          name: body.name,
-          category: body.category,
-        });
+        this.#settings.logger.debug(
+          { queue, type: body.type, name: body.name, category: body.category },
+          '<-- receive',
+        );
       }
       if (deliveries > this.#settings.maxDeliveries) {
         // Redelivered past the bound without postage's requeue (e.g. the process crashed mid-handler).
-        if (body.category === Category.rpc) {
+        if (
+          body.category === Category.rpc &&
+          (this.#answersUnknownRpc() || this.routes.get(Category.rpc, body.type, body.name) !== undefined)
+        ) {
           this.#sendReply(message, new MessageResultError(`rpc dead-lettered: ${ErrorCode.DELIVERY_LIMIT}`));
         }
         const waiting = this.#settle(
@@ -222,7 +232,7 @@ export class Dispatcher {
       if (waiting !== undefined) await waiting;
     } catch (err) {
       // Only a bug in postage gets here; never lose the message silently, never crash.
-      this.#settings.logger.error('dispatch failed', { error: err, queue });
+      this.#settings.logger.error({ err, queue }, 'dispatch failed');
       this.#settings.consumer.reject(message, false);
       this.counts.deadLettered++;
     } finally {
@@ -241,11 +251,10 @@ export class Dispatcher {
       routes = all;
     }
     if (routes.length === 0) {
-      this.#settings.logger.debug('no handler for message: acked', {
-        type: body.type,
-        name: body.name,
-        queue: context.queue,
-      });
+      this.#settings.logger.debug(
+        { type: body.type, name: body.name, queue: context.queue },
+        'no handler for message: acked',
+      );
       return Outcome.ack();
     }
     let outcome: Outcome = Outcome.ack();
@@ -279,7 +288,7 @@ export class Dispatcher {
   #returnedOutcome(returned: unknown, route: Route): Outcome {
     if (isOutcome(returned)) return returned;
     if (returned instanceof DeleteMessage) {
-      this.#settings.logger.info('message deleted by its handler', { handler: route.label });
+      this.#settings.logger.info({ handler: route.label }, 'message deleted by its handler');
     }
     return Outcome.ack();
   }
@@ -290,7 +299,7 @@ export class Dispatcher {
     let replied = false;
     const reply: ReplyFunction = (result) => {
       if (replied) {
-        this.#settings.logger.warn('second reply to one RPC call ignored', { handler: label });
+        this.#settings.logger.warn({ handler: label }, 'second reply to one RPC call ignored');
         return;
       }
       replied = true;
@@ -308,20 +317,30 @@ export class Dispatcher {
             `ambiguous rpc ${label}: ${candidates.length} handlers match (${candidates.map((r) => r.label).join(', ')})`,
           ),
         );
-        this.#settings.logger.warn('ambiguous rpc: answered with an error', {
-          handler: label,
-          matches: candidates.length,
-        });
+        this.#settings.logger.warn(
+          { handler: label, matches: candidates.length },
+          'ambiguous rpc: answered with an error',
+        );
         return Outcome.ack();
       }
       route = candidates[0];
     }
     if (route === undefined) {
-      reply(new MessageResultError(`no handler for rpc ${label}`));
-      this.#settings.logger.debug('no handler for rpc: answered with an error', {
-        type: body.type,
-        name: body.name,
-      });
+      if (!this.#answersUnknownRpc()) {
+        // A tap, an audit log: another processor serves this call, and answers it.
+        this.#settings.logger.debug(
+          { type: body.type, name: body.name, queue: context.queue },
+          'rpc with no handler: not answered (unknownRpc ignore)',
+        );
+        return Outcome.ack();
+      }
+      const answer = new MessageResultError(`no handler for rpc ${label}`);
+      answer.body._reserved = { code: ErrorCode.NO_HANDLER };
+      reply(answer);
+      this.#settings.logger.debug(
+        { type: body.type, name: body.name, queue: context.queue },
+        'no handler for rpc: answered with an error',
+      );
       return Outcome.ack();
     }
     try {
@@ -344,16 +363,28 @@ export class Dispatcher {
       if (err instanceof InvalidContent) {
         // Bad input is the caller's error, not an exception of the handler.
         if (!replied) reply(new MessageResultError(`invalid content for rpc ${label}: ${err.error.message}`));
-        this.#settings.logger.warn('rpc with invalid content: answered with an error', {
-          handler: label,
-          reason: err.error.message,
-        });
+        this.#settings.logger.warn(
+          { handler: label, reason: err.error.message },
+          'rpc with invalid content: answered with an error',
+        );
         return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
       }
       const error = err instanceof Error ? err : new Error(String(err));
       if (!replied) reply(new MessageResultException(error.name, error.message));
       return this.#onHandlerError(err, route, context);
     }
+  }
+
+  /**
+   * Whether an RPC that no handler takes is answered with an error (`reply-error`) or left to
+   * the processor that serves it (`ignore`). By default a processor answers only if it serves
+   * RPCs itself (an RPC handler or matcher), so that a tap bound to `#` never answers for the
+   * real server, while a server still fails a typo'd name fast.
+   */
+  #answersUnknownRpc(): boolean {
+    const mode = this.#settings.unknownRpc;
+    if (mode !== undefined) return mode === 'reply-error';
+    return this.routes.has(Category.rpc) || this.matchers.rpc.length > 0;
   }
 
   /**
@@ -389,10 +420,10 @@ export class Dispatcher {
     try {
       return (matcher.matcher as MessagePredicate)(context.body, context);
     } catch (err) {
-      this.#settings.logger.error('matcher predicate threw: treated as no match', {
-        handler: matcher.label,
-        error: err,
-      });
+      this.#settings.logger.error(
+        { handler: matcher.label, err },
+        'matcher predicate threw: treated as no match',
+      );
       return false;
     }
   }
@@ -401,18 +432,18 @@ export class Dispatcher {
   async #onHandlerError(err: unknown, route: Route | undefined, context: DeliveryContext): Promise<Outcome> {
     const label = route?.label ?? 'hooks';
     if (err instanceof DeleteMessage) {
-      this.#settings.logger.info('message deleted by its handler', { handler: label, reason: err.message });
+      this.#settings.logger.info({ handler: label, reason: err.message }, 'message deleted by its handler');
       return Outcome.ack();
     }
     if (err instanceof RejectMessage) {
-      this.#settings.logger.info('message rejected by its handler', { handler: label, reason: err.message });
+      this.#settings.logger.info({ handler: label, reason: err.message }, 'message rejected by its handler');
       return Outcome.deadLetter('REJECTED', err);
     }
     if (err instanceof InvalidContent) {
-      this.#settings.logger.error('invalid content: message dead-lettered', {
-        handler: label,
-        reason: err.error.message,
-      });
+      this.#settings.logger.error(
+        { handler: label, reason: err.error.message },
+        'invalid content: message dead-lettered',
+      );
       return Outcome.deadLetter(ErrorCode.INVALID_MESSAGE, err.error);
     }
     const reason =
@@ -427,13 +458,16 @@ export class Dispatcher {
         if (decided === false) return Outcome.deadLetter(reason, err);
         if (isOutcome(decided)) return withError(decided, err);
       } catch (failure) {
-        this.#settings.logger.error('error handler threw: next one decides', {
-          handler: label,
-          error: failure,
-        });
+        this.#settings.logger.error(
+          { handler: label, err: failure },
+          'error handler threw: next one decides',
+        );
       }
     }
-    this.#settings.logger.error('handler failed: message dead-lettered', { handler: label, error: err });
+    this.#settings.logger.error(
+      { handler: label, queue: context.queue, err },
+      'handler failed: message dead-lettered',
+    );
     return Outcome.deadLetter(reason, err);
   }
 
@@ -456,7 +490,7 @@ export class Dispatcher {
         return undefined;
       case 'requeue': {
         if (deliveries >= this.#settings.maxDeliveries) {
-          this.#settings.logger.warn('delivery limit reached: message dead-lettered', { queue, deliveries });
+          this.#settings.logger.warn({ queue, deliveries }, 'delivery limit reached: message dead-lettered');
           return this.#deadLetter(
             message,
             queue,
@@ -555,8 +589,8 @@ export class Dispatcher {
     };
     if (kind === 'deadLetter' && (permanent || deliveries >= this.#settings.maxDeliveries)) {
       this.#settings.logger.error(
-        `${what} cannot be published: the message is rejected to the broker (the queue's dead-letter exchange takes it)`,
         fields,
+        `${what} cannot be published: the message is rejected to the broker (the queue's dead-letter exchange takes it)`,
       );
       this.#failedCopies.forget(message, queue);
       this.#settings.consumer.reject(message, false);
@@ -565,8 +599,8 @@ export class Dispatcher {
     }
     if (permanent) {
       this.#settings.logger.warn(
-        `${what} cannot be published: the message goes back to its queue as it is`,
         fields,
+        `${what} cannot be published: the message goes back to its queue as it is`,
       );
     } else {
       this.#settings.report(error, `${what} not confirmed: the message goes back to its queue`);
@@ -601,15 +635,23 @@ export class Dispatcher {
   ): Promise<void> | undefined {
     const error =
       err instanceof PostageError ? err : new ValidationError(ErrorCode.DECODE_FAILED, String(err));
-    this.#settings.logger.error('bad message dead-lettered', {
-      queue,
-      code: error.code,
-      reason: error.message,
-      messageId: message.properties.messageId,
-      bytes: message.content.length,
-    });
-    // A caller waiting on an RPC gets an answer at once instead of a timeout.
-    if (typeof message.properties.replyTo === 'string' && message.properties.replyTo !== '') {
+    this.#settings.logger.error(
+      {
+        queue,
+        code: error.code,
+        reason: error.message,
+        messageId: message.properties.messageId,
+        bytes: message.content.length,
+      },
+      'bad message dead-lettered',
+    );
+    // A caller waiting on an RPC gets an answer at once instead of a timeout (from a processor
+    // that serves RPCs: a tap leaves it to the server).
+    if (
+      typeof message.properties.replyTo === 'string' &&
+      message.properties.replyTo !== '' &&
+      this.#answersUnknownRpc()
+    ) {
       this.#sendReply(message, new MessageResultError(`invalid message: ${error.message}`));
     }
     return this.#deadLetter(message, queue, error.code, error, deliveries);

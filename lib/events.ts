@@ -80,7 +80,7 @@ export class SafeEmitter<T extends Record<keyof T, unknown[]> & ErrorEvents> ext
     if (this.listenerCount('error') > 0) {
       super.emit('error', error);
     } else {
-      this.logger.error(`${context}: ${error.message}`, { code: error.code });
+      this.logger.error({ code: error.code, err: error }, `${context}: ${error.message}`);
     }
   }
 }

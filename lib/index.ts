@@ -2,7 +2,7 @@
  * postage: AMQP (RabbitMQ) network components in TypeScript.
  * The curated public surface: values first, then types.
  */
-export { ConsoleLogger, LogLevel, getLogger, setLogger } from './logger';
+export { ConsoleLogger, LogLevel, getLogger, messageFirstLogger, setLogger } from './logger';
 export {
   DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_CONNECT_TIMEOUT,
@@ -83,7 +83,7 @@ export type {
   MessageFilterFunction,
   ReplyFunction,
 } from './handlers';
-export type { LogFields, Logger } from './logger';
+export type { LogFields, LogMethod, Logger, MessageFirstTarget } from './logger';
 export type { MessageInit, RpcResult } from './message';
 export type {
   HandlerFunction,
@@ -145,7 +145,12 @@ export type { HandlingResult, ProcessingHooks } from './hooks';
 export type { AckOutcome, DeadLetterOutcome, ErrorHandler, RequeueOptions, RequeueOutcome } from './outcome';
 export type { DeadLetterOptions } from './poison';
 export type { ProcessorCounts, RunOnceOptions, RunOnceResult } from './processor';
+export type { UnknownRpc } from './dispatcher';
 export type { Closable, CloseOnSignalsOptions } from './shutdown';
 export type { MessageTranslator, TranslationContext } from './translator';
 export { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './poison';
 export { DEFAULT_RUN_ONCE_TIMEOUT_MS } from './processor';
+
+// Restarts under a supervisor (systemd, containers) or on their own.
+export { RESTART_EXIT_CODE, RESTART_EXIT_GRACE_MS, detectSupervisor } from './restart';
+export type { RestartFunction, RestartPolicy, SupervisorProbe } from './restart';

@@ -239,7 +239,12 @@ export type RpcResult<T = unknown> = MessageResult<T> | MessageResultError | Mes
  * (postage's consume_rpc dropped them).
  */
 export function resultFromBody(body: ReceivedBody & { content: ResultContent }): RpcResult {
-  return keepReceived(resultFromContent(body.content), body);
+  const result = keepReceived(resultFromContent(body.content), body);
+  // A postage processor marks its "no handler" answer (Python postage ignores _reserved).
+  if (body._reserved?.['code'] === ErrorCode.NO_HANDLER && result.resultType === ResultType.error) {
+    result.error = new RpcError(ErrorCode.NO_HANDLER, result.message);
+  }
+  return result;
 }
 
 /** Copies a received dictionary into a message as it is (extra keys, content, fingerprint). */

@@ -1,40 +1,34 @@
-import { spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Connection } from './connection';
-import { GenericConsumer, type ConsumerOptions, type Eqk } from './consumer';
+import { GenericConsumer, type Eqk } from './consumer';
 import { Dispatcher } from './dispatcher';
 import type { Encoder } from './encoder';
 import { ErrorCode, PostageError, toPostageError } from './errors';
 import { SafeEmitter } from './events';
-import { fingerprintDict, type FingerprintLike } from './fingerprint';
-import {
-  DefaultHandler,
-  collectHandlers,
-  type HandlerOptions,
-  type MessageFilterFunction,
-  type MessagePredicate,
-} from './handlers';
+import { fingerprintDict } from './fingerprint';
+import { DefaultHandler, collectHandlers, type MessagePredicate } from './handlers';
 import type { ProcessingHooks } from './hooks';
-import type { ErrorHandler } from './outcome';
 import {
-  DEFAULT_MAX_DELIVERIES,
   applyQueueRules,
   declareDeadLetter,
   queueRules,
   resolveDeadLetter,
-  type DeadLetterOptions,
   type DeadLetterTarget,
 } from './poison';
+import { normalizeProcessorOptions, type ProcessorOptions, type RegisterOptions } from './processor-options';
 import { buildRoute, buildRoutes, normalizeFilters, type HandlerClass, type HandlerFunction } from './routes';
-import { TIMED_OUT, beforeDeadline, withTimeout } from './shutdown';
+import { runOnce, type RunOnceOptions, type RunOnceResult } from './run-once';
+import { withTimeout } from './shutdown';
 import { Category } from './schema';
 import { Publisher } from './publisher';
-import type { MessageTranslator } from './translator';
+import { decideRestart, exitForRestart, respawnProcess, type RestartPolicy } from './restart';
 import type { TransportMessage } from './transport/types';
 
 export type { HandlerFunction } from './routes';
+export type { ProcessorOptions, RegisterOptions } from './processor-options';
+export { DEFAULT_RUN_ONCE_TIMEOUT_MS, type RunOnceOptions, type RunOnceResult } from './run-once';
 
 /** Why a processor stopped. */
 export type StopReason = 'quit' | 'restart' | 'stopped';
@@ -56,27 +50,6 @@ export interface ProcessorCounts {
   readonly returned: number;
 }
 
-/** What {@link MessageProcessor.runOnce} resolves to: the counts of that run. */
-export interface RunOnceResult extends RunResult, ProcessorCounts {
-  /** True when `timeoutMs` passed before the queued messages were settled (the processor was stopped). */
-  readonly timedOut: boolean;
-}
-
-/** Default of {@link RunOnceOptions.timeoutMs}. */
-export const DEFAULT_RUN_ONCE_TIMEOUT_MS = 60_000;
-
-/** Options of {@link MessageProcessor.runOnce}. */
-export interface RunOnceOptions {
-  /** Stop once nothing arrived for this long and nothing is in flight. @default 200 */
-  idleMs?: number;
-  /**
-   * Milliseconds after which runOnce stops the processor anyway (a graceful stop, which waits
-   * up to `shutdownTimeout` for handlers in flight) and resolves with `timedOut: true`.
-   * @default 60_000
-   */
-  timeoutMs?: number;
-}
-
 /** Lifecycle of a processor, as a discriminated union on `type`. */
 export type ProcessorStatus =
   | { type: 'consuming'; queues: readonly string[] }
@@ -87,49 +60,6 @@ export type ProcessorStatus =
 export interface ProcessorEvents {
   status: [status: ProcessorStatus];
   error: [error: PostageError];
-}
-
-/** Options of {@link MessageProcessor}. */
-export interface ProcessorOptions extends ConsumerOptions {
-  /** The processor's fingerprint, set on its RPC replies. */
-  fingerprint?: FingerprintLike;
-  /** Bindings: a list of (Exchange, [(queue, key), ...]). @default the class's static `eqk` */
-  eqk?: Eqk;
-  /** Decides what happens when a handler throws (after the handler's own). @default log and dead-letter */
-  onError?: ErrorHandler;
-  /** Hooks around the processor's life and around each message. */
-  hooks?: ProcessingHooks;
-  /** Translators of foreign messages, per queue name. */
-  translators?: Readonly<Record<string, MessageTranslator>>;
-  /**
-   * A dead-letter exchange and queue for the processor's queues (`x-dead-letter-exchange`);
-   * postage then dead-letters with its reason headers. `true` names them after the first queue.
-   * @default none: a dead-lettered message is rejected (the queue's own DLX, if any, gets it)
-   */
-  deadLetter?: boolean | DeadLetterOptions;
-  /** Declare the processor's queues as quorum queues (durable, `x-delivery-limit`). @default 'classic' */
-  queueType?: 'classic' | 'quorum';
-  /** Deliveries of one message (through requeues) before it is dead-lettered. @default 10 */
-  maxDeliveries?: number;
-  /** Messages handled at once; the rest of the prefetch waits (and is requeued at shutdown). @default the prefetch */
-  concurrency?: number;
-  /** Milliseconds `stop()` waits for handlers in flight before aborting `context.signal`. @default 10_000 */
-  shutdownTimeout?: number;
-  /**
-   * Milliseconds to wait for the publisher confirm of a dead letter or a counted requeue before
-   * the original goes back to its queue instead. @default 10_000
-   */
-  confirmTimeout?: number;
-}
-
-/** Options of {@link MessageProcessor.registerHandler}. */
-export interface RegisterOptions extends HandlerOptions {
-  /** An RPC handler (gets `(content, reply, context)`). @default false */
-  rpc?: boolean;
-  /** Pass the full body instead of the content. @default false */
-  fullBody?: boolean;
-  /** Filters, applied in order. */
-  filters?: ReadonlyArray<MessageFilterFunction | readonly [MessageFilterFunction, ...unknown[]]>;
 }
 
 /** After the shutdown deadline, how long aborted handlers get to return before the channel closes. */
@@ -181,6 +111,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   readonly maxDeliveries: number;
   /** Where the processor dead-letters, when it has its own dead-letter exchange. */
   readonly deadLetter: DeadLetterTarget | undefined;
+  /** Milliseconds a dead letter or counted requeue waits for its publisher confirm. */
+  readonly confirmTimeout: number;
   /**
    * When true (set by {@link MicroScheduler}), a restart only stops this processor: the
    * scheduler restarts the program once every processor has stopped.
@@ -191,6 +123,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   readonly #publisher: Publisher;
   readonly #concurrency: number;
   readonly #shutdownTimeout: number;
+  readonly #restart: RestartPolicy | undefined;
   /** Built without a `connection` option: a failed start releases the connection it opened. */
   readonly #ownsConnection: boolean;
   /** Aborted when stop begins: requeue delays end at once. */
@@ -202,19 +135,16 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   #inFlight = 0;
   #idle: (() => void) | undefined;
   #starting: Promise<void> | undefined;
+  /** What `ready` returns: settled by the current (or next) start. */
+  #ready = readiness();
   #stopping: Promise<RunResult> | undefined;
   #finished: Promise<RunResult>;
   #finish!: (result: RunResult) => void;
   #fail!: (error: PostageError) => void;
 
   constructor(options: ProcessorOptions = {}) {
-    const maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
-    if (!(Number.isInteger(maxDeliveries) && maxDeliveries >= 1)) {
-      throw new PostageError(
-        ErrorCode.INVALID_ARGUMENT,
-        `maxDeliveries must be an integer >= 1, got ${maxDeliveries}`,
-      );
-    }
+    const settings = normalizeProcessorOptions(options);
+    const maxDeliveries = settings.maxDeliveries;
     const baseEqk = options.eqk ?? (new.target as typeof MessageProcessor).eqk;
     const deadLetter = resolveDeadLetter(options.deadLetter, baseEqk);
     const eqk = applyQueueRules(baseEqk, deadLetter, options.queueType === 'quorum', maxDeliveries);
@@ -225,18 +155,15 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.maxDeliveries = maxDeliveries;
     this.deadLetter = deadLetter;
     this.#ownsConnection = options.connection === undefined;
-    this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
-    this.#shutdownTimeout = options.shutdownTimeout ?? 10_000;
-    const confirmTimeout = options.confirmTimeout ?? 10_000;
-    if (!(this.#concurrency >= 1) || !(this.#shutdownTimeout >= 0) || !(confirmTimeout > 0)) {
-      throw new PostageError(
-        ErrorCode.INVALID_ARGUMENT,
-        'concurrency must be >= 1, shutdownTimeout >= 0 and confirmTimeout > 0',
-      );
-    }
+    this.#concurrency = settings.concurrency;
+    this.#shutdownTimeout = settings.shutdownTimeout;
+    this.#restart = settings.restart;
+    // One default for every component: a shared connection's setting, else DEFAULT_CONFIRM_TIMEOUT.
+    const confirmTimeout = settings.confirmTimeout ?? consumer.connection.config.confirmTimeout;
     // Its confirmTimeout bounds every dead letter and counted requeue (buffered time included).
     const publisher = new Publisher(consumer.connection, { confirmTimeout });
     this.#publisher = publisher;
+    this.confirmTimeout = confirmTimeout;
     this.fingerprint = Object.freeze(fingerprintDict(options.fingerprint));
     // One signal shared by every handler in flight: many listeners are expected.
     setMaxListeners(0, this.#deadline.signal);
@@ -250,6 +177,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       translators: options.translators ?? {},
       queueRules: queueRules(eqk),
       onError: options.onError,
+      unknownRpc: settings.unknownRpc,
       maxDeliveries,
       deadLetterExchange: deadLetter?.exchange,
       user: consumer.connection.config.endpoints[0]?.user,
@@ -360,16 +288,44 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * for itself is released, and start() or run() may be called again.
    */
   start(): Promise<void> {
-    this.#starting ??= this.#start().catch(async (err: unknown) => {
-      // A stop that began meanwhile releases everything itself; the processor is done then.
-      if (this.#stopping === undefined) {
-        await this.consumer.stopConsuming().catch(() => undefined);
-        if (this.#ownsConnection) await this.connection.disconnect();
-        this.#starting = undefined;
-      }
-      throw err;
-    });
+    this.#starting ??= this.#start().then(
+      () => this.#ready.resolve(),
+      async (err: unknown) => {
+        const ready = this.#ready;
+        // A stop that began meanwhile releases everything itself; the processor is done then.
+        if (this.#stopping === undefined) {
+          await this.consumer.stopConsuming().catch(() => undefined);
+          if (this.#ownsConnection) await this.connection.disconnect();
+          this.#starting = undefined;
+          // The next start gets a `ready` of its own.
+          this.#ready = readiness();
+        }
+        ready.reject(toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start'));
+        throw err;
+      },
+    );
     return this.#starting;
+  }
+
+  /**
+   * Resolves once the processor is ready: every queue of its `eqk` declared, bound and
+   * consumed (and its dead-letter exchange declared), so that a message published now reaches
+   * it. Until then a publish to its queues may be unroutable: RabbitMQ applies the processor's
+   * declarations a round trip later (the in-process broker too). Stays resolved once it has.
+   * Rejects with the error when the start fails (a new `run()` or `start()` gives a new
+   * `ready`), with CLOSED when the processor stops before it was ready. Never an unhandled
+   * rejection: awaiting it is optional.
+   *
+   * @example
+   * ```ts
+   * const running = processor.run();   // until quit
+   * await processor.ready;             // now publish to it
+   * await producer.message_echo('hi');
+   * await running;
+   * ```
+   */
+  get ready(): Promise<void> {
+    return this.#ready.promise;
   }
 
   async #start(): Promise<void> {
@@ -405,70 +361,25 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
    * Handles what is queued now, then stops: resolves once the messages its queues held at start
    * are settled, nothing is in flight and nothing arrived for `idleMs`. Returns the counts.
    */
-  async runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
-    const idleMs = options.idleMs ?? 200;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_ONCE_TIMEOUT_MS;
-    if (!(timeoutMs > 0) || !(idleMs >= 0)) {
-      throw new PostageError(ErrorCode.INVALID_ARGUMENT, 'runOnce needs timeoutMs > 0 and idleMs >= 0');
-    }
-    const deadline = Date.now() + timeoutMs;
-    const before = this.counts;
-    let timedOut = false;
-    try {
-      timedOut = (await beforeDeadline(this.start(), deadline)) === TIMED_OUT;
-    } catch (err) {
-      // As with run(): a failed start leaves the processor ready to try again.
-      throw toPostageError(err, ErrorCode.CONNECTION_FAILED, 'processor start');
-    }
-    // Ready messages not yet delivered, plus those delivered already.
-    let target = this.#dispatcher.counts.received;
-    for (const name of timedOut ? [] : this.consumer.queueNames) {
-      const info = await beforeDeadline(
-        this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`),
-        deadline,
-      );
-      if (info === TIMED_OUT) {
-        timedOut = true;
-        break;
-      }
-      target += info.messageCount;
-    }
-    let seen = -1;
-    let quietSince = Date.now();
-    while (!timedOut && this.#stopping === undefined) {
-      const settled =
-        this.#dispatcher.counts.acked +
-        this.#dispatcher.counts.deadLettered +
-        this.#dispatcher.counts.requeued +
-        this.#dispatcher.counts.returned;
-      if (this.#dispatcher.counts.received !== seen) {
-        seen = this.#dispatcher.counts.received;
-        quietSince = Date.now();
-      }
-      const busy = this.#inFlight > 0 || this.#pendingHead < this.#pending.length;
-      if (!busy && settled >= target && Date.now() - quietSince >= idleMs) break;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        timedOut = true;
-        break;
-      }
-      await sleep(Math.min(idleMs, 20, left));
-    }
-    if (timedOut) this.logger.warn('runOnce timed out: stopping the processor', { timeoutMs });
-    // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
-    const stopBound = this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS;
-    const result = await beforeDeadline(this.stop('stopped'), Date.now() + stopBound);
-    if (result === TIMED_OUT) this.logger.warn('runOnce: the stop did not finish in time', { stopBound });
-    const after = this.#dispatcher.counts;
-    return {
-      reason: result === TIMED_OUT ? 'stopped' : result.reason,
-      received: after.received - before.received,
-      acked: after.acked - before.acked,
-      requeued: after.requeued - before.requeued,
-      deadLettered: after.deadLettered - before.deadLettered,
-      returned: after.returned - before.returned,
-      timedOut,
-    };
+  runOnce(options: RunOnceOptions = {}): Promise<RunOnceResult> {
+    const counts = this.#dispatcher.counts;
+    return runOnce(
+      {
+        logger: this.logger,
+        counts,
+        start: () => this.start(),
+        queueNames: () => this.consumer.queueNames,
+        queueDepth: async (name) =>
+          (await this.connection.withTopology((ch) => ch.checkQueue(name), `check queue '${name}'`))
+            .messageCount,
+        busy: () => this.#inFlight > 0 || this.#pendingHead < this.#pending.length,
+        stopping: () => this.#stopping !== undefined,
+        stop: () => this.stop('stopped'),
+        // Bounded too: a start that never settles must not hold the stop (and runOnce) forever.
+        stopBound: this.#shutdownTimeout + ABORT_GRACE_MS + 3 * CLOSE_TIMEOUT_MS,
+      },
+      options,
+    );
   }
 
   /** Resolves when the processor has stopped (whatever started it). */
@@ -499,8 +410,8 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   /**
-   * Stops the processor cleanly, then runs the same program again in a new process (what the
-   * `restart` command does). Returns at once.
+   * Stops the processor cleanly, then restarts the program (what the `restart` command does):
+   * see the `restart` option. Returns at once.
    */
   restart(): void {
     void this.stop('restart').then((result) => {
@@ -515,19 +426,20 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
   }
 
   /**
-   * Starts the replacement process: the same Node binary, flags, script, arguments, working
-   * directory and environment, sharing this terminal. Override to hand restarts to a supervisor.
+   * Restarts the program once the processor (or, under a {@link MicroScheduler}, every one) has
+   * stopped, by the `restart` option's policy: exit for the supervisor, respawn, or the
+   * function given. Overriding it replaces the policy.
    */
   restartProcess(): void {
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-      stdio: 'inherit',
-      cwd: process.cwd(),
-      env: process.env,
-    });
-    child.on('error', (err) => this.logger.error('restart failed', { error: err }));
-    // The replacement must outlive this process.
-    child.unref();
-    this.logger.info('restarted', { pid: child.pid });
+    const { policy, why } = decideRestart(this.#restart, this.logger);
+    if (policy === 'exit') return exitForRestart(this.logger, why);
+    if (policy === 'respawn') return respawnProcess(this.logger, why);
+    const done = policy();
+    if (done instanceof Promise) {
+      done.catch((err: unknown) =>
+        this.reportError(toPostageError(err, ErrorCode.CLOSED, 'restart'), 'processor restart'),
+      );
+    }
   }
 
   /** The default `command quit` handler. */
@@ -546,6 +458,7 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.#emitStatus({ type: 'stopping', reason });
     this.#closing.abort();
     await this.#starting?.catch(() => undefined);
+    this.#ready.reject(new PostageError(ErrorCode.CLOSED, 'the processor stopped before it was ready'));
     await withTimeout(this.consumer.stopConsuming(), CLOSE_TIMEOUT_MS);
     // Received but never started: back to the queue for another consumer.
     while (this.#pendingHead < this.#pending.length) {
@@ -556,12 +469,13 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
     this.#pending.length = 0;
     this.#pendingHead = 0;
     if (this.#inFlight > 0 && !(await this.#waitIdle(this.#shutdownTimeout))) {
-      this.logger.warn('shutdown deadline: aborting handlers in flight', { handling: this.#inFlight });
+      this.logger.warn({ handling: this.#inFlight }, 'shutdown deadline: aborting handlers in flight');
       this.#deadline.abort(new PostageError(ErrorCode.CLOSED, 'the processor is shutting down'));
       if (!(await this.#waitIdle(ABORT_GRACE_MS))) {
-        this.logger.warn('handlers still running at close: their messages go back to the queue', {
-          handling: this.#inFlight,
-        });
+        this.logger.warn(
+          { handling: this.#inFlight },
+          'handlers still running at close: their messages go back to the queue',
+        );
       }
     }
     const result: RunResult = { reason };
@@ -664,4 +578,22 @@ export class MessageProcessor extends SafeEmitter<ProcessorEvents> {
       idle();
     }
   }
+}
+
+interface Readiness {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: PostageError): void;
+}
+
+/** A processor's `ready`: settled once; a rejection nobody awaits is not an unhandled one. */
+function readiness(): Readiness {
+  let resolve!: () => void;
+  let reject!: (error: PostageError) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }

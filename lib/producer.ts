@@ -233,7 +233,8 @@ export class GenericProducer<Commands extends object = NoCommands> {
    *   when the message does not encode or is too large
    */
   send(message: Message<unknown>, options: SendOptions = {}): Promise<void> {
-    return this[RAW].#doSend(message, options);
+    const raw = this[RAW];
+    return attempt(() => raw.#doSend(message, checkControl(options, SEND_KEYS, 'send()')));
   }
 
   /**
@@ -244,7 +245,8 @@ export class GenericProducer<Commands extends object = NoCommands> {
   call(message: Message<unknown>, options: QueueOnlyOptions): Promise<string>;
   call(message: Message<unknown>, options?: RpcOptions): Promise<RpcResult>;
   call(message: Message<unknown>, options: RpcOptions = {}): Promise<RpcResult | string> {
-    return withCallerStack(this[RAW].#doCall(message, options));
+    const raw = this[RAW];
+    return withCallerStack(attempt(() => raw.#doCall(message, checkControl(options, RPC_KEYS, 'call()'))));
   }
 
   /**
@@ -263,8 +265,9 @@ export class GenericProducer<Commands extends object = NoCommands> {
   forward(body: Readonly<Record<string, unknown>>, options: SendOptions = {}): Promise<void> {
     const raw = this[RAW];
     return attempt(() => {
+      const targets = raw.#targets(checkControl(options, SEND_KEYS, 'forward()'));
       const content = raw.#encode(body);
-      return raw.#publishAll(raw.#targets(options), content, undefined);
+      return raw.#publishAll(targets, content, undefined);
     });
   }
 
@@ -532,13 +535,10 @@ export class GenericProducer<Commands extends object = NoCommands> {
   }
 
   #logPublish(exchange: string, key: string, message: Message<unknown> | undefined): void {
-    this.logger.debug('--> publish', {
-      exchange,
-      key,
-      type: message?.type,
-      name: message?.name,
-      category: message?.category,
-    });
+    this.logger.debug(
+      { exchange, key, type: message?.type, name: message?.name, category: message?.category },
+      '--> publish',
+    );
   }
 }
 
@@ -564,15 +564,34 @@ export function splitControl(
     any = true;
   }
   if (!any) return [args as unknown[], NO_OPTIONS];
-  const keys = Object.keys(last);
-  const unknown = keys.filter((k) => !allowed.has(k));
-  if (unknown.length > 0) {
+  return [args.slice(0, -1), checkControl(last as RpcOptions, allowed, where)];
+}
+
+/**
+ * The control options given to `send()`, `call()`, `forward()` (and taken off a generated
+ * method's arguments): an object whose every key is one of `allowed`. From JavaScript nothing
+ * else checks them, and a typo (`{ _timout: 1 }`) must not be silently ignored.
+ * @throws {@link PostageError} INVALID_ARGUMENT naming the unknown keys
+ * @internal
+ */
+export function checkControl<T extends object>(options: T, allowed: ReadonlySet<string>, where: string): T {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new PostageError(
+      ErrorCode.INVALID_ARGUMENT,
+      `${where}: control options must be an object (${[...allowed].join(', ')}), got ${options === null ? 'null' : typeof options}`,
+    );
+  }
+  let unknown: string[] | undefined;
+  for (const key in options) {
+    if (Object.hasOwn(options, key) && !allowed.has(key)) (unknown ??= []).push(key);
+  }
+  if (unknown !== undefined) {
     throw new PostageError(
       ErrorCode.INVALID_ARGUMENT,
       `${where}: unknown control option(s) ${unknown.join(', ')}; allowed: ${[...allowed].join(', ')}`,
     );
   }
-  return [args.slice(0, -1), last as RpcOptions];
+  return options;
 }
 
 /** Shared and frozen: most calls carry no control options. */

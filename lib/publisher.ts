@@ -369,7 +369,7 @@ export class Publisher {
       (err: unknown) => {
         // A defect, not an outcome: the buffered publishes fail with it rather than wait forever.
         const error = toPostageError(err, ErrorCode.BROKER_ERROR, 'publish from the outage buffer');
-        this.connection.logger.error('publisher: the outage buffer could not be drained', { error });
+        this.connection.logger.error({ err: error }, 'publisher: the outage buffer could not be drained');
         for (const entry of [...this.buffer]) this.fail(entry, error);
         this.afterDrain();
       },

@@ -116,6 +116,14 @@ export class RouteTable {
     return this.#byCategory[category].get(type)?.get(name);
   }
 
+  /** True when some handler of the category is registered. */
+  has(category: Category): boolean {
+    for (const byName of this.#byCategory[category].values()) {
+      for (const routes of byName.values()) if (routes.length > 0) return true;
+    }
+    return false;
+  }
+
   set(category: Category, type: string, name: string | null, routes: Route[]): void {
     const byType = this.#byCategory[category];
     let byName = byType.get(type);
@@ -190,7 +198,7 @@ export function sendReply(
 ): void {
   const replyTo = request.properties.replyTo;
   if (typeof replyTo !== 'string' || replyTo === '') {
-    logger.warn('rpc request without reply_to: reply dropped', { messageId: request.properties.messageId });
+    logger.warn({ messageId: request.properties.messageId }, 'rpc request without reply_to: reply dropped');
     return;
   }
   const reply = result instanceof Message ? result : new MessageResult(result);
@@ -207,9 +215,9 @@ export function sendReply(
   if (correlationId !== undefined) properties['correlationId'] = correlationId;
   try {
     channel.publish('', replyTo, content, properties);
-    if (debug) logger.debug('--> reply', { replyTo, correlationId });
+    if (debug) logger.debug({ replyTo, correlationId }, '--> reply');
   } catch (err) {
-    logger.warn('rpc reply not sent: channel closed', { error: err });
+    logger.warn({ err, replyTo }, 'rpc reply not sent: channel closed');
   }
 }
 

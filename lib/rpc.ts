@@ -122,9 +122,10 @@ function onDirectRetryTimer(call: DirectCall): void {
 
 function onDirectCallTimer(call: DirectCall): void {
   if (call.attempts <= call.options.maxRetry) {
-    call.client.logDebug(`${call.request.label}: no reply in ${call.options.timeoutMs} ms, retrying`, {
-      attempts: call.attempts,
-    });
+    call.client.logDebug(
+      { attempts: call.attempts },
+      `${call.request.label}: no reply in ${call.options.timeoutMs} ms, retrying`,
+    );
     call.client.attemptDirect(call);
   } else {
     call.settle(localFailure(timedOut(call.request, call.options), 'TimeoutError'));
@@ -166,6 +167,8 @@ export class RpcClient {
   private replyChannel: TransportChannel | undefined;
   private replyOpening: Promise<TransportChannel> | undefined;
   private closed = false;
+  /** Said once per producer: a reply without a correlation id (see {@link RpcClient.noCorrelationId}). */
+  private warnedNoCorrelationId = false;
 
   /**
    * @param recoveryWindow - milliseconds after a recovery of the connection during which an
@@ -270,9 +273,10 @@ export class RpcClient {
         clearTimeout(retryTimer);
         timer = setTimeout(() => {
           if (attempts <= options.maxRetry) {
-            this.logger.debug(`${request.label}: no reply in ${options.timeoutMs} ms, retrying`, {
-              attempts,
-            });
+            this.logger.debug(
+              { attempts },
+              `${request.label}: no reply in ${options.timeoutMs} ms, retrying`,
+            );
             attempt();
           } else {
             call.settle(localFailure(timedOut(request, options), 'TimeoutError'));
@@ -342,7 +346,7 @@ export class RpcClient {
             try {
               onReply(this.tryDecode(message));
             } catch (err) {
-              this.logger.warn('consume_rpc callback threw', { error: err });
+              this.logger.warn({ err }, 'consume_rpc callback threw');
             }
           }
           results.push(this.decodeReply(message));
@@ -398,8 +402,8 @@ export class RpcClient {
   }
 
   /** @internal */
-  logDebug(message: string, fields: Record<string, unknown>): void {
-    this.logger.debug(message, fields);
+  logDebug(fields: Record<string, unknown>, message: string): void {
+    this.logger.debug(fields, message);
   }
 
   /**
@@ -482,7 +486,7 @@ export class RpcClient {
         return;
       default:
         // Channel or connection trouble: the attempt's timer will retry on a fresh channel.
-        this.logger.debug(`${label}: attempt ${attempts} not sent`, { error });
+        this.logger.debug({ err: error }, `${label}: attempt ${attempts} not sent`);
     }
   }
 
@@ -553,10 +557,10 @@ export class RpcClient {
     const { replyCode, replyText, exchange, routingKey } = message.fields;
     const delay = this.unroutableRetryDelay(call.deadline, call.unroutable);
     if (delay !== undefined) {
-      this.logger.debug(`${call.request.label}: unroutable after a recovery, sending again`, {
-        delayMs: delay,
-        retries: call.unroutable,
-      });
+      this.logger.debug(
+        { delayMs: delay, retries: call.unroutable },
+        `${call.request.label}: unroutable after a recovery, sending again`,
+      );
       call.unroutable++;
       clearTimeout(call.retryTimer);
       call.retryTimer = setTimeout(onDirectRetryTimer, delay, call);
@@ -577,14 +581,40 @@ export class RpcClient {
       return;
     }
     const id = message.properties.correlationId;
-    const call = id === undefined ? undefined : this.pending.get(id);
+    if (id === undefined) {
+      this.noCorrelationId(message);
+      return;
+    }
+    const call = this.pending.get(id);
     if (call === undefined) {
-      // A late reply (the call gave up) or one without a correlation id (a Python postage
-      // server: use rpcReplyMode 'per-call' to call those).
-      this.logger.debug('reply dropped: no pending call has its correlation id', { correlationId: id });
+      // A late reply: its call gave up (timed out, or the producer closed).
+      this.logger.debug({ correlationId: id }, 'reply dropped: no pending call has its correlation id');
       return;
     }
     call.settle(this.decodeReply(message));
+  }
+
+  /**
+   * A reply without a correlation id cannot be matched to its call over direct reply-to: the
+   * server is almost surely Python postage, which never sets one. The call then times out
+   * after its retries while the server runs it once per attempt, so the first such reply is a
+   * warning (once per producer) with the fix; the next ones are debug lines.
+   */
+  private noCorrelationId(message: TransportMessage): void {
+    if (this.warnedNoCorrelationId) {
+      this.logger.debug({ pending: this.pending.size }, 'reply without a correlation id dropped');
+      return;
+    }
+    this.warnedNoCorrelationId = true;
+    const body = this.tryDecode(message);
+    const server = isEnvelope(body) ? body.fingerprint : undefined;
+    this.logger.warn(
+      { server, pending: this.pending.size },
+      'an RPC reply came without a correlation id, which direct reply-to cannot match to its call: ' +
+        'the server is probably Python postage. Its calls will time out after their retries, and ' +
+        "the server runs each once per attempt. Call it with rpcReplyMode: 'per-call' (producer " +
+        'option, or POSTAGE_RPC_REPLY_MODE=per-call)',
+    );
   }
 
   private tryDecode(message: TransportMessage): unknown {

@@ -10,7 +10,9 @@ import type { MessageProcessor, RunResult } from './processor';
  * const scheduler = new MicroScheduler();
  * scheduler.add(new LogProcessor());
  * scheduler.add(new EchoProcessor());
- * await scheduler.run();
+ * const running = scheduler.run();
+ * await scheduler.ready;   // every processor consumes its queues
+ * await running;
  * ```
  */
 export class MicroScheduler {
@@ -22,6 +24,14 @@ export class MicroScheduler {
     processor.managedRestart = true;
     this.processors.push(processor);
     return this;
+  }
+
+  /**
+   * Resolves once every processor added so far is ready (see {@link MessageProcessor.ready}):
+   * their queues declared, bound and consumed. Rejects when one fails to start.
+   */
+  get ready(): Promise<void> {
+    return allReady(this.processors);
   }
 
   /** Alias of {@link MicroScheduler.add} for postage users. */
@@ -78,14 +88,35 @@ export class MicroScheduler {
 export type RunAllHandle = Promise<RunResult[]> & {
   /** Stops every processor; idempotent, concurrent-safe, never rejects. */
   close(): Promise<void>;
+  /**
+   * Resolves once every processor is ready: its queues declared, bound and consumed, so that
+   * messages published now reach them. Rejects when one fails to start (awaiting it is
+   * optional: never an unhandled rejection).
+   */
+  readonly ready: Promise<void>;
 };
 
 /**
- * Runs processors until all have quit: `await runAll([a, b])`. The promise has a `close()`:
- * `closeOnSignals(runAll([a, b]))`.
+ * Runs processors until all have quit: `await runAll([a, b])`. The promise has a `ready`,
+ * which resolves once all of them consume their queues (publish to them after it), and a
+ * `close()`: `closeOnSignals(runAll([a, b]))`.
+ *
+ * @example
+ * ```ts
+ * const running = runAll([pricing, audit]);
+ * await running.ready;
+ * await producer.rpc_price('book');
+ * await running;   // until all have quit
+ * ```
  */
 export function runAll(processors: readonly MessageProcessor[]): RunAllHandle {
   const scheduler = new MicroScheduler();
   for (const processor of processors) scheduler.add(processor);
-  return Object.assign(scheduler.run(), { close: () => scheduler.close() });
+  return Object.assign(scheduler.run(), { close: () => scheduler.close(), ready: scheduler.ready });
+}
+
+function allReady(processors: readonly MessageProcessor[]): Promise<void> {
+  const ready = Promise.all(processors.map((p) => p.ready)).then(() => undefined);
+  ready.catch(() => undefined);
+  return ready;
 }

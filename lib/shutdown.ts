@@ -50,7 +50,7 @@ export function closeOnSignals(...args: Array<Closable | CloseOnSignalsOptions>)
       } catch (err) {
         // onClosed is the application's: its failure must not become an unhandled rejection.
         process.exitCode = 1;
-        getLogger().error('closeOnSignals: onClosed threw', { error: err });
+        getLogger().error({ err }, 'closeOnSignals: onClosed threw');
       }
     });
   };

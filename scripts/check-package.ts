@@ -187,9 +187,11 @@ function checkReadme(app: string): void {
   const out = path.join(app, 'out/readme');
   step('README.rst: running the quick start on memory://');
   const printed = run(process.execPath, ['run-quick-start.js'], out, { POSTAGE_URL: 'memory://' });
-  if (printed.trim() !== 'A test message') {
+  // The receiver says it waits once it is ready, then prints the echo.
+  const expected = 'waiting for echo commands\nA test message';
+  if (printed.trim() !== expected) {
     throw new CheckFailed(
-      `the quick start's receiver printed ${JSON.stringify(printed)}, not "A test message"`,
+      `the quick start's receiver printed ${JSON.stringify(printed)}, not ${JSON.stringify(expected)}`,
     );
   }
   const tests = readdirSync(out).filter((f) => f.endsWith('.test.js'));

@@ -2,7 +2,8 @@
  * advanced_echo receiver: a shared round-robin queue and a private fanout queue, fingerprints,
  * and two handlers for one message (one of them gets the full body).
  * Start two or more, then run echo_send.ts: the single message reaches one receiver, the
- * fanout message reaches all of them.
+ * fanout message reaches all of them. Python postage's echo_send.py and echo_receive.py mix
+ * with these as they are (same exchange, queue and keys).
  */
 import {
   Fingerprint,
@@ -11,12 +12,10 @@ import {
   MessageProcessor,
   type FingerprintDict,
 } from 'postage-amqp';
-import { EchoExchange, FANOUT_KEY, SHARED_KEY, SHARED_QUEUE } from './echo_shared';
+import { EchoExchange, FANOUT_KEY, SHARED_KEY, SHARED_QUEUE, privateQueue } from './echo_shared';
 
 class EchoReceiveProcessor extends MessageProcessor {
   constructor(fingerprint: FingerprintDict) {
-    // The private queue's name is unique on the cluster: pid and host.
-    const privateQueue = `advanced-echo-queue-${fingerprint.pid}${fingerprint.host}`;
     super({
       fingerprint,
       eqk: [
@@ -24,7 +23,8 @@ class EchoReceiveProcessor extends MessageProcessor {
           EchoExchange,
           [
             [SHARED_QUEUE, SHARED_KEY],
-            [{ name: privateQueue, flags: { auto_delete: true } }, FANOUT_KEY],
+            // Gone with the receiver (postage's was left behind; the name is the same).
+            [{ name: privateQueue(fingerprint), flags: { auto_delete: true } }, FANOUT_KEY],
           ],
         ],
       ],
@@ -45,12 +45,12 @@ class EchoReceiveProcessor extends MessageProcessor {
 async function main(): Promise<void> {
   const fingerprint = new Fingerprint('echo_receive', 'controller').asDict();
   const processor = new EchoReceiveProcessor(fingerprint);
-  const done = processor.run();
-  await processor.start();
+  const running = processor.run();
+  await processor.ready;
   console.log(
     `[receiver ${fingerprint.pid}] consuming ${processor.consumer.queueNames.join(' and ')} (send quit to stop)`,
   );
-  const result = await done;
+  const result = await running;
   console.log(`[receiver ${fingerprint.pid}] stopped (${result.reason})`);
 }
 

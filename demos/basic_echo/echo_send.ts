@@ -1,5 +1,6 @@
 /**
- * basic_echo sender: sends one `echo` command (or `quit` with --quit).
+ * basic_echo sender: sends one `echo` command (or `quit` with --quit) to `echo-exchange` with
+ * the key `echo-rk`. Python postage's echo_receive.py gets it as it is.
  * Run: npx tsx demos/basic_echo/echo_send.ts [--quit]
  */
 import { GenericProducer } from 'postage-amqp';

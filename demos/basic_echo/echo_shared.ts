@@ -1,11 +1,13 @@
 /**
- * basic_echo: the exchange both programs use.
- * (Each demo has its own exchange and queue names, so the three can share one broker.)
+ * basic_echo: the exchange both programs use, named as Python postage's demos name it, so that
+ * each TypeScript program works with its Python counterpart (echo_send.py, echo_receive.py).
+ * The three demos share it and the queue `echo-queue`, as Python postage's do: run one demo at
+ * a time.
  */
 import { Exchange } from 'postage-amqp';
 
 export class EchoExchange extends Exchange {
-  static override name = 'basic-echo-exchange';
+  static override name = 'echo-exchange';
   static override exchange_type = 'direct';
   static override passive = false;
   static override durable = true;

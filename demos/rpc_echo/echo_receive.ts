@@ -1,6 +1,7 @@
 /**
- * rpc_echo receiver: answers the `echo` RPC. The handler gets a reply function; after
- * replying it may go on working.
+ * rpc_echo receiver: answers the `echo` RPC on `echo-queue`. The handler gets a reply function;
+ * after replying it may go on working. Python postage's echo_send.py gets its answer from it
+ * (replies go to reply_to, with a correlation id only when the request had one).
  */
 import {
   Fingerprint,
@@ -13,7 +14,7 @@ import {
 import { EchoExchange } from './echo_shared';
 
 class EchoReceiveProcessor extends MessageProcessor {
-  static override eqk: Eqk = [[EchoExchange, [['rpc-echo-queue', 'echo-rk']]]];
+  static override eqk: Eqk = [[EchoExchange, [['echo-queue', 'echo-rk']]]];
 
   @RpcHandler('command', 'echo')
   msgEcho(content: { parameters: unknown }, reply: ReplyFunction): void {
@@ -24,10 +25,10 @@ class EchoReceiveProcessor extends MessageProcessor {
 
 async function main(): Promise<void> {
   const processor = new EchoReceiveProcessor({ fingerprint: new Fingerprint('echo_receive', 'controller') });
-  const done = processor.run();
-  await processor.start();
-  console.log('[receiver] answering echo calls on rpc-echo-queue (send quit to stop)');
-  const result = await done;
+  const running = processor.run();
+  await processor.ready;
+  console.log('[receiver] answering echo calls on echo-queue (send quit to stop)');
+  const result = await running;
   console.log(`[receiver] stopped (${result.reason})`);
 }
 

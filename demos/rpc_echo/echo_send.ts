@@ -2,6 +2,10 @@
  * rpc_echo sender: calls `echo` and prints the reply's value, or "RPC failed" (a timeout after
  * the retries, an error or an exception). --quit stops the receiver; --timeout <seconds> sets the
  * wait per attempt (default 5, one retry).
+ *
+ * To call Python postage's rpc_echo/echo_receive.py, run it with POSTAGE_RPC_REPLY_MODE=per-call:
+ * Python postage replies without a correlation id, which direct reply-to (the default) cannot
+ * match (the producer warns so).
  */
 import { Fingerprint, GenericProducer } from 'postage-amqp';
 import { EchoExchange } from './echo_shared';

@@ -1,9 +1,7 @@
 /**
  * Wire compatibility with Python postage, both ways. The Python side is played by peers written
- * with plain amqplib that speak postage's wire format exactly as postage 1.2.1 does (see
- * reference/postage-semantics.md): bodies are JSON dictionaries with seven keys, publishes set
- * only content_type, the RPC client uses a private exclusive queue per call and no correlation
- * id, and the RPC server replies to reply_to through the default exchange with no properties.
+ * with plain amqplib that speak postage's wire format exactly as postage 1.2.1 does
+ * (spec/helpers/python-peer.ts; spec/broker/demos.spec.ts runs a real Python program too).
  */
 import type { Channel } from 'amqplib';
 
@@ -22,31 +20,8 @@ import {
   type ReplyFunction,
 } from '../../lib';
 import { rawConnection, testUrl, uid, waitFor } from '../helpers/broker';
-
-/** A fingerprint as Python postage builds it: six strings, 'None' for a missing name or type. */
-const pythonFingerprint = {
-  name: 'py_sender',
-  type: 'None',
-  pid: '6220',
-  host: 'pyhost',
-  user: 'pyuser',
-  vhost: '/',
-};
-
-/** Python's json.dumps of a postage message (key order as a Python 2 dict happened to give it). */
-function pythonBody(type: string, name: string, category: 'message' | 'rpc', content: object): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      category,
-      name,
-      _reserved: {},
-      content,
-      version: '2',
-      fingerprint: pythonFingerprint,
-      type,
-    }),
-  );
-}
+import { MemoryLogger } from '../helpers/memory-logger';
+import { pythonBody, pythonFingerprint, pythonRpcCall, pythonRpcServer } from '../helpers/python-peer';
 
 function exchange(name: string): ExchangeDefinition {
   return { name, exchange_type: 'direct', passive: false, durable: true, auto_delete: true };
@@ -114,19 +89,9 @@ describe('compat with Python postage (broker)', () => {
 
     // Python's _rpc_send + consume_rpc: a new exclusive auto-delete queue per call, no correlation id.
     async function pythonCall(name: string, parameters: unknown): Promise<Record<string, unknown>> {
-      const { queue } = await python.assertQueue('', { exclusive: true, autoDelete: true });
-      const replies: Array<{ body: Record<string, unknown>; properties: Record<string, unknown> }> = [];
-      await python.consume(queue, (m) => {
-        if (m !== null)
-          replies.push({ body: JSON.parse(m.content.toString()), properties: m.properties as never });
-      });
-      python.publish(ex.name, 'rk', pythonBody('command', name, 'rpc', { parameters }), {
-        contentType: 'application/json',
-        replyTo: queue,
-      });
-      await waitFor(() => replies.length === 1);
-      expect(replies[0]?.properties['correlationId']).toBeUndefined();
-      return replies[0]?.body as Record<string, unknown>;
+      const reply = await pythonRpcCall(python, ex.name, 'rk', name, parameters);
+      expect(reply.properties.correlationId).toBeUndefined();
+      return reply.body;
     }
 
     const ok = await pythonCall('echo', 'hi');
@@ -155,40 +120,14 @@ describe('compat with Python postage (broker)', () => {
   it('compat - a TypeScript producer in per-call mode calls a Python postage RPC server (no correlation id in replies)', async () => {
     const ex = exchange(uid('compat'));
     const python = await pythonChannel();
-    await python.assertExchange(ex.name, 'direct', { durable: true, autoDelete: true });
-    const { queue } = await python.assertQueue('', { exclusive: true });
-    await python.bindQueue(queue, ex.name, 'rk');
     // Python's rpc_reply: publish to reply_to through '' with no properties at all.
-    await python.consume(queue, (m) => {
-      if (m === null) return;
-      const body = JSON.parse(m.content.toString()) as { name: string; content: { parameters: unknown } };
-      const content =
-        body.name === 'echo'
-          ? { type: 'success', value: `python echoes ${String(body.content.parameters)}`, message: '' }
-          : body.name === 'error'
-            ? { type: 'error', value: null, message: 'python error' }
-            : {
-                type: 'exception',
-                value: 'ZeroDivisionError',
-                message: 'integer division or modulo by zero',
-              };
-      python.publish(
-        '',
-        m.properties.replyTo as string,
-        Buffer.from(
-          JSON.stringify({
-            category: 'message',
-            name: 'none',
-            _reserved: {},
-            content,
-            version: '2',
-            fingerprint: {},
-            type: 'result',
-          }),
-        ),
-      );
-      python.ack(m);
-    });
+    await pythonRpcServer(python, ex.name, 'rk', ({ body }) =>
+      body.name === 'echo'
+        ? { type: 'success', value: `python echoes ${String(body.content.parameters)}`, message: '' }
+        : body.name === 'error'
+          ? { type: 'error', value: null, message: 'python error' }
+          : { type: 'exception', value: 'ZeroDivisionError', message: 'integer division or modulo by zero' },
+    );
     class Client extends GenericProducer<{ echo: string; error: void; divide: [number, number] }> {
       static override eks = [[ex, 'rk']] as const;
     }
@@ -224,18 +163,7 @@ describe('compat with Python postage (broker)', () => {
   it('compat - in direct mode a reply without correlation id is not mistaken for another call', async () => {
     const ex = exchange(uid('compat'));
     const python = await pythonChannel();
-    await python.assertExchange(ex.name, 'direct', { durable: true, autoDelete: true });
-    const { queue } = await python.assertQueue('', { exclusive: true });
-    await python.bindQueue(queue, ex.name, 'rk');
-    await python.consume(queue, (m) => {
-      if (m === null) return;
-      python.publish(
-        '',
-        m.properties.replyTo as string,
-        pythonBody('result', 'none', 'message', { type: 'success', value: 1, message: '' }),
-      );
-      python.ack(m);
-    });
+    await pythonRpcServer(python, ex.name, 'rk', () => ({ type: 'success', value: 1, message: '' }));
     class Client extends GenericProducer<{ echo: string }> {
       static override eks = [[ex, 'rk']] as const;
     }
@@ -243,6 +171,37 @@ describe('compat with Python postage (broker)', () => {
     cleanup.push(() => client.close());
     const reply = await client.rpc_echo('x', { _timeout: 0.3, _max_retry: 0 });
     expect(reply.value).toBe('TimeoutError');
+  });
+
+  it("compat - direct mode against a Python postage server warns once, at warn level, with the fix (rpcReplyMode: 'per-call')", async () => {
+    const ex = exchange(uid('compat'));
+    const python = await pythonChannel();
+    const requests = await pythonRpcServer(python, ex.name, 'rk', () => ({
+      type: 'success',
+      value: 1,
+      message: '',
+    }));
+    class Client extends GenericProducer<{ echo: string }> {
+      static override eks = [[ex, 'rk']] as const;
+    }
+    const logger = new MemoryLogger();
+    const client = Client.create({ url: testUrl(), logger });
+    cleanup.push(() => client.close());
+    const first = await client.rpc_echo('a', { _timeout: 0.3, _max_retry: 1 });
+    const second = await client.rpc_echo('b', { _timeout: 0.3, _max_retry: 1 });
+    expect([first.value, second.value]).toEqual(['TimeoutError', 'TimeoutError']);
+    // The server ran each call once per attempt, and each of its 4 replies was dropped...
+    expect(requests.map((r) => r.body.content.parameters)).toEqual(['a', 'a', 'b', 'b']);
+    await waitFor(() => logger.lines.filter((l) => l.message.includes('correlation')).length >= 4);
+    // ...but the caller was told once, at warn level, what to do.
+    const warnings = logger.at('warn');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.message).toContain("rpcReplyMode: 'per-call'");
+    expect(warnings[0]?.fields).toMatchObject({ server: { name: 'py_sender', host: 'pyhost' } });
+    // The same producer in per-call mode gets the answer.
+    const fixed = Client.create({ url: testUrl(), rpcReplyMode: 'per-call' });
+    cleanup.push(() => fixed.close());
+    expect((await fixed.rpc_echo('c', { _timeout: 5 })).value).toBe(1);
   });
 
   it("compat - a TypeScript producer's bytes are postage's layout as Python's json.loads sees them", async () => {

@@ -1,9 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-
 import {
   GenericProducer,
-  MessageCommand,
   MessageHandler,
   MessageProcessor,
   RejectMessage,
@@ -189,7 +185,14 @@ describe('processor (broker)', () => {
   it('processor - a bad RPC request is answered with an error at once, not left to time out', async () => {
     const ex = exchange(uid('ex'));
     const { eqk } = await queueWithDlx(ex);
-    const processor = new MessageProcessor({ url: testUrl(), eqk });
+    // A processor that serves RPCs answers it (one that serves none leaves it to the server:
+    // spec/contract/unknown-rpc.spec.ts).
+    class Server extends MessageProcessor {
+      @RpcHandler('command', 'echo') echo(content: { parameters: unknown }) {
+        return content.parameters;
+      }
+    }
+    const processor = new Server({ url: testUrl(), eqk });
     cleanup.push(() => processor.stop());
     await processor.start();
     const connection = await rawConnection();
@@ -295,73 +298,5 @@ describe('processor (broker)', () => {
     await waitFor(() => b.got === 2);
     await pb.message_quit();
     await expect(running).resolves.toEqual([{ reason: 'quit' }, { reason: 'quit' }]);
-  });
-
-  describe('restart', () => {
-    const children: ChildProcess[] = [];
-    const pids: number[] = [];
-    afterEach(() => {
-      // End only what this spec started, by PID.
-      for (const pid of pids.splice(0)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      children.splice(0);
-    });
-
-    it('processor - restart closes cleanly and runs the same program again in a new process', async () => {
-      const controlExchange = uid('ctl');
-      const controlQueue = uid('ctlq');
-      const reportQueue = uid('report');
-      const connection = await rawConnection();
-      cleanup.push(() => connection.close());
-      const channel = await connection.createChannel();
-      await channel.assertQueue(reportQueue, { arguments: { 'x-expires': 120_000 } });
-      cleanup.push(() => withRawChannel((ch) => ch.deleteQueue(controlQueue)));
-      cleanup.push(() => withRawChannel((ch) => ch.deleteExchange(controlExchange)));
-      const reports: Array<{ event: string; pid: number }> = [];
-      await channel.consume(reportQueue, (m) => m && reports.push(JSON.parse(m.content.toString())), {
-        noAck: true,
-      });
-      const root = path.resolve(__dirname, '../..');
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', path.join(root, 'spec/fixtures/restartable.ts')],
-        {
-          cwd: root,
-          env: {
-            ...process.env,
-            POSTAGE_URL: testUrl(),
-            CONTROL_EXCHANGE: controlExchange,
-            CONTROL_QUEUE: controlQueue,
-            REPORT_QUEUE: reportQueue,
-          },
-          stdio: 'inherit',
-        },
-      );
-      children.push(child);
-      if (child.pid !== undefined) pids.push(child.pid);
-      await waitFor(() => reports.length === 1, { timeoutMs: 30_000, what: 'the program to start' });
-      const first = reports[0] as { event: string; pid: number };
-      expect(first).toEqual({ event: 'started', pid: child.pid });
-      const control = exchange(controlExchange);
-      const producer = producerFor({ ...control, auto_delete: false });
-      await producer.send(new MessageCommand('restart'), { _key: 'control' });
-      await waitFor(() => reports.length === 3, { timeoutMs: 30_000, what: 'the restarted program' });
-      const [, stopped, restarted] = reports as Array<{ event: string; pid: number }>;
-      expect(stopped).toEqual({ event: 'restart', pid: first.pid });
-      expect(restarted?.event).toBe('started');
-      expect(restarted?.pid).not.toBe(first.pid);
-      pids.push(restarted?.pid as number);
-      // The first process exits by itself once it has handed over.
-      await waitFor(() => child.exitCode !== null, { timeoutMs: 10_000, what: 'the first process to exit' });
-      expect(child.exitCode).toBe(0);
-      await producer.message_quit({ _key: 'control' });
-      await waitFor(() => reports.length === 4, { timeoutMs: 10_000, what: 'the new process to quit' });
-      expect(reports[3]).toEqual({ event: 'quit', pid: restarted?.pid });
-    }, 60_000);
   });
 });

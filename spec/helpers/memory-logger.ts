@@ -10,25 +10,37 @@ export interface LogLine {
 export class MemoryLogger implements Logger {
   readonly lines: LogLine[] = [];
 
-  debug(message: string, fields?: LogFields): void {
-    this.lines.push({ level: 'debug', message, fields });
+  debug(first: LogFields | string, message?: string): void {
+    this.record('debug', first, message);
   }
-  info(message: string, fields?: LogFields): void {
-    this.lines.push({ level: 'info', message, fields });
+  info(first: LogFields | string, message?: string): void {
+    this.record('info', first, message);
   }
-  warn(message: string, fields?: LogFields): void {
-    this.lines.push({ level: 'warn', message, fields });
+  warn(first: LogFields | string, message?: string): void {
+    this.record('warn', first, message);
   }
-  error(message: string, fields?: LogFields): void {
-    this.lines.push({ level: 'error', message, fields });
+  error(first: LogFields | string, message?: string): void {
+    this.record('error', first, message);
+  }
+
+  private record(level: LogLine['level'], first: LogFields | string, message?: string): void {
+    if (typeof first === 'string') this.lines.push({ level, message: first, fields: undefined });
+    else this.lines.push({ level, message: message ?? '', fields: first });
   }
 
   /** Every line as text (message and JSON fields), to search for leaks. */
   text(): string {
-    return this.lines.map((l) => `${l.level} ${l.message} ${JSON.stringify(l.fields ?? {})}`).join('\n');
+    return this.lines
+      .map((l) => `${l.level} ${l.message} ${JSON.stringify(l.fields ?? {}, errorsAsText)}`)
+      .join('\n');
   }
 
   at(level: LogLine['level']): LogLine[] {
     return this.lines.filter((l) => l.level === level);
   }
+}
+
+/** Errors in fields print with their message and stack (a leak may hide in either). */
+function errorsAsText(_key: string, value: unknown): unknown {
+  return value instanceof Error ? { name: value.name, message: value.message, stack: value.stack } : value;
 }

@@ -89,6 +89,13 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   private consumerLimit = 0;
   private channelLimit = 0;
   private channelUnacked = 0;
+  /**
+   * Methods sent and not yet applied, and publishes waiting behind them. A method (declare,
+   * bind, consume...) takes effect after a turn of the event loop, as after a broker round
+   * trip, so that a publish made before a consumer is ready is unroutable here as on RabbitMQ.
+   * A publish made meanwhile waits behind them: a channel's frames are handled in order.
+   */
+  private pendingMethods = 0;
 
   constructor(
     readonly connection: MemoryConnection,
@@ -110,6 +117,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     type: string,
     options: ExchangeOptions = {},
   ): Promise<{ exchange: string }> {
+    await this.roundTrip();
     this.usable();
     const method: MethodName = 'ExchangeDeclare';
     if (name === '')
@@ -142,12 +150,14 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   async checkExchange(name: string): Promise<{ exchange: string }> {
+    await this.roundTrip();
     this.usable();
     this.exchange(name, 'ExchangeDeclare');
     return { exchange: name };
   }
 
   async deleteExchange(name: string, options: { ifUnused?: boolean } = {}): Promise<object> {
+    await this.roundTrip();
     this.usable();
     const method: MethodName = 'ExchangeDelete';
     if (name === '' || name.startsWith('amq.')) {
@@ -173,6 +183,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     pattern: string,
     args: Record<string, unknown> = {},
   ): Promise<object> {
+    await this.roundTrip();
     this.usable();
     const target = this.exchange(destination, 'ExchangeBind');
     const from = this.bindSource(source, 'ExchangeBind');
@@ -186,6 +197,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     pattern: string,
     args: Record<string, unknown> = {},
   ): Promise<object> {
+    await this.roundTrip();
     this.usable();
     const target = this.exchange(destination, 'ExchangeUnbind');
     const from = this.bindSource(source, 'ExchangeUnbind');
@@ -196,6 +208,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   // ---- queues ----
 
   async assertQueue(name: string, options: QueueOptions = {}): Promise<QueueInfo> {
+    await this.roundTrip();
     this.usable();
     const method: MethodName = 'QueueDeclare';
     const exclusive = options.exclusive ?? false;
@@ -223,6 +236,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   async checkQueue(name: string): Promise<QueueInfo> {
+    await this.roundTrip();
     this.usable();
     const queue = this.queue(name, 'QueueDeclare');
     queue.touch();
@@ -233,6 +247,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     name: string,
     options: { ifUnused?: boolean; ifEmpty?: boolean } = {},
   ): Promise<{ messageCount: number }> {
+    await this.roundTrip();
     this.usable();
     const method: MethodName = 'QueueDelete';
     const queue = this.broker.queues.get(name);
@@ -248,6 +263,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   async purgeQueue(name: string): Promise<{ messageCount: number }> {
+    await this.roundTrip();
     this.usable();
     return { messageCount: this.queue(name, 'QueuePurge').purge() };
   }
@@ -258,6 +274,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     pattern: string,
     args: Record<string, unknown> = {},
   ): Promise<object> {
+    await this.roundTrip();
     this.usable();
     const queue = this.queue(name, 'QueueBind');
     this.bindSource(source, 'QueueBind').bind(queue, pattern, args);
@@ -270,6 +287,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     pattern: string,
     args: Record<string, unknown> = {},
   ): Promise<object> {
+    await this.roundTrip();
     this.usable();
     const queue = this.queue(name, 'QueueUnbind');
     const from = this.bindSource(source, 'QueueUnbind');
@@ -295,6 +313,25 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     // Copy now: the caller may reuse its buffer once publish returns, as with a socket write;
     // a postage producer hands over a buffer it just encoded and never touches again.
     const body = (options as HandedOver)[CONTENT_HANDED_OVER] === true ? content : Buffer.from(content);
+    if (this.pendingMethods > 0) {
+      this.pendingMethods++;
+      setImmediate(() => {
+        this.pendingMethods--;
+        if (!this.closed) this.routeOrHold(seq, exchange, routingKey, body, options);
+      });
+    } else {
+      this.routeOrHold(seq, exchange, routingKey, body, options);
+    }
+    return true;
+  }
+
+  private routeOrHold(
+    seq: number,
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    options: PublishOptions,
+  ): void {
     if (this.connection.blocked !== undefined || this.connection.holding) {
       // RabbitMQ stops reading a blocked connection: nothing is routed or confirmed until it clears.
       this.connection.hold(() => {
@@ -303,7 +340,17 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     } else {
       this.route(seq, exchange, routingKey, body, options);
     }
-    return true;
+  }
+
+  /** The broker round trip of a method: resolves on a later turn, after the methods sent before it. */
+  private roundTrip(): Promise<void> {
+    this.pendingMethods++;
+    return new Promise((resolve) => {
+      setImmediate(() => {
+        this.pendingMethods--;
+        resolve();
+      });
+    });
   }
 
   // ---- consuming ----
@@ -313,6 +360,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     callback: DeliveryCallback,
     options: ConsumeOptions = {},
   ): Promise<{ consumerTag: string }> {
+    await this.roundTrip();
     this.usable();
     const method: MethodName = 'BasicConsume';
     const tag = options.consumerTag ?? `amq.ctag-${randomBytes(16).toString('base64url').slice(0, 22)}`;
@@ -352,6 +400,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   async cancel(consumerTag: string): Promise<{ consumerTag: string }> {
+    await this.roundTrip();
     this.usable();
     if (this.replyConsumer?.tag === consumerTag) {
       this.broker.replyConsumers.delete(this.replyConsumer.token);
@@ -366,6 +415,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   async get(queue: string, options: { noAck?: boolean } = {}): Promise<TransportMessage | false> {
+    await this.roundTrip();
     this.usable();
     const target = this.queue(queue, 'BasicGet');
     const message = target.take(Date.now());
@@ -393,6 +443,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   }
 
   async prefetch(count: number, global = false): Promise<object> {
+    await this.roundTrip();
     this.usable();
     if (global) this.channelLimit = count;
     else this.consumerLimit = count;
@@ -401,6 +452,11 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
 
   async close(): Promise<void> {
     if (this.closed) throw channelClosed();
+    // Methods and publishes sent before the close are handled first, as the broker does.
+    if (this.pendingMethods > 0) {
+      await this.roundTrip();
+      if (this.closed) return;
+    }
     // Confirms and returns already due go out before close-ok, as RabbitMQ sends them.
     this.flushOutbox();
     if (this.closed) return;
@@ -762,7 +818,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
   private handlerError(err: unknown, where: string): void {
     const error = err instanceof Error ? err : new Error(String(err));
     if (this.listenerCount('handler-error') > 0) this.emit('handler-error', error, where);
-    else getLogger().error('in-process broker: a callback threw', { where, error: error.message });
+    else getLogger().error({ where, err: error }, 'in-process broker: a callback threw');
   }
 }
 
