@@ -3,8 +3,9 @@ require('./spec/helpers/strict-rejections.cjs');
 
 /**
  * Projects: `unit` needs no broker; `broker` talks to the RabbitMQ that `npm test` starts (or to
- * POSTAGE_TEST_URL); `contract:rabbitmq` and `contract:memory` run the same contract specs
- * against that RabbitMQ and against the in-process broker, so any difference fails one of them.
+ * POSTAGE_TEST_URL); `contract:rabbitmq`, `contract:memory` and `contract:memory:3.10` run the
+ * same contract specs against that RabbitMQ and against the in-process broker following 4.0 and
+ * 3.10, so any difference fails one of them (the specs state what differs between releases).
  * @type {import('jest').Config}
  */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }];
@@ -24,5 +25,10 @@ module.exports = {
     project('broker', ['<rootDir>/spec/broker']),
     project('contract:rabbitmq', ['<rootDir>/spec/contract']),
     project('contract:memory', ['<rootDir>/spec/contract'], ['<rootDir>/spec/helpers/contract-memory.ts']),
+    project(
+      'contract:memory:3.10',
+      ['<rootDir>/spec/contract'],
+      ['<rootDir>/spec/helpers/contract-memory-3.10.ts'],
+    ),
   ],
 };

@@ -31,6 +31,7 @@ import {
 import {
   FailedCopies,
   ROUTING_KEY_HEADER,
+  brokerCountsRequeues,
   copyRefusal,
   deadLetterProperties,
   deliveryNumber,
@@ -498,13 +499,14 @@ export class Dispatcher {
             deliveries,
           );
         }
-        if (this.#brokerCounts(message, queue)) {
-          // Quorum queues count returns themselves (x-delivery-count).
+        if (brokerCountsRequeues(this.#settings.queueRules.get(queue), this.#settings.maxDeliveries)) {
+          // A quorum queue whose declared limit covers maxDeliveries counts returns itself (x-delivery-count).
           this.#settings.consumer.reject(message, true);
           this.counts.requeued++;
           return undefined;
         }
-        // Classic queues do not count: republish with postage's counter, ack the original once confirmed.
+        // Elsewhere the broker does not count, or its limit could end the message first (RabbitMQ
+        // 4.0's default 20): republish with postage's counter, ack the original once confirmed.
         const options = requeueProperties(message, deliveries, this.#settings.user);
         return this.#republish(message, queue, '', queue, options, 'requeue', deliveries);
       }

@@ -113,6 +113,7 @@ export type {
   ObservedPublish,
   ObservedSettle,
   QueueSnapshot,
+  RabbitmqVersion,
 } from './transport/memory';
 export type { DeadLettered, Published, Recorded, SendTarget, Settled, TestClientOptions } from './testing';
 export type { MessageBody, ReceivedBody, ResultContent } from './schema';

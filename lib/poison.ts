@@ -37,6 +37,23 @@ export const ORIGINAL_USER_ID_HEADER = 'x-postage-original-user-id';
 /** Header of a copy: the original's `CC` routing keys (routed by them, the copy would reach those queues again). */
 export const ORIGINAL_CC_HEADER = 'x-postage-original-cc';
 /**
+ * Header of a copy: the broker's x-death entries the original carried (newest first), then
+ * those of the copies before it, one entry per queue and reason. The copy carries no x-death
+ * of its own: since 3.13 RabbitMQ ignores an x-death a client publishes (4.0 writes only its own
+ * history when it dead-letters the copy; 3.10 continued it), so the history travels here.
+ */
+export const DEATHS_HEADER = 'x-postage-deaths';
+/** The broker's dead-letter headers: a copy leaves them out (its x-death goes to {@link DEATHS_HEADER}). */
+const DEATH_HEADERS = [
+  'x-death',
+  'x-first-death-reason',
+  'x-first-death-queue',
+  'x-first-death-exchange',
+  'x-last-death-reason',
+  'x-last-death-queue',
+  'x-last-death-exchange',
+] as const;
+/**
  * The largest header table a copy may have, in encoded bytes: amqplib encodes a table in a
  * 64 KiB buffer (RabbitMQ's default frame_max, 128 KiB, holds more). A larger copy is not made.
  */
@@ -67,6 +84,19 @@ export interface QueueRules {
    * postage declares without a queue type, undefined when unknown (a passive declaration).
    */
   readonly quorum: boolean | undefined;
+  /** A quorum queue's declared `x-delivery-limit` (undefined: the broker's default applies). */
+  readonly deliveryLimit: number | undefined;
+}
+
+/**
+ * Whether a requeue may be a plain reject with requeue, counted by the broker (x-delivery-count):
+ * only on a quorum queue whose declared delivery limit cannot end the message before
+ * `maxDeliveries`. Otherwise (classic queues; quorum queues without a declared limit, where
+ * RabbitMQ 4.0 dead-letters or drops after 20 returns; queues declared passively) postage
+ * republishes a counted copy. @internal
+ */
+export function brokerCountsRequeues(rules: QueueRules | undefined, maxDeliveries: number): boolean {
+  return rules?.quorum === true && rules.deliveryLimit !== undefined && rules.deliveryLimit >= maxDeliveries;
 }
 
 /**
@@ -108,14 +138,16 @@ export function queueRules(eqk: Eqk): Map<string, QueueRules> {
   for (const [, pairs] of eqk) {
     for (const [queue] of pairs) {
       if (typeof queue === 'string') {
-        rules.set(queue, { deadLetterExchange: undefined, quorum: false });
+        rules.set(queue, { deadLetterExchange: undefined, quorum: false, deliveryLimit: undefined });
         continue;
       }
       const args = queue.flags?.arguments ?? {};
       const dlx = args['x-dead-letter-exchange'];
+      const limit = args['x-delivery-limit'];
       rules.set(queue.name, {
         deadLetterExchange: typeof dlx === 'string' ? dlx : undefined,
         quorum: args['x-queue-type'] === 'quorum' ? true : queue.flags?.passive === true ? undefined : false,
+        deliveryLimit: typeof limit === 'number' ? limit : undefined,
       });
     }
   }
@@ -134,21 +166,19 @@ export function firstQueueName(eqk: Eqk): string | undefined {
 }
 
 /**
- * Which delivery of the message this is (1 for the first): quorum queues count returns in
- * x-delivery-count, postage counts its own requeues in x-postage-deliveries. On a queue known
- * to be classic an x-delivery-count can only come from a client (a replayed dead letter, a
- * copy): it is not the broker's count and is ignored. @internal
+ * Which delivery of the message this is (1 for the first): x-postage-deliveries counts the
+ * deliveries of the copies postage requeued before this one, and a quorum queue counts this
+ * copy's returns in x-delivery-count (e.g. after a crash mid-handler); the sum is the count.
+ * On a queue known to be classic an x-delivery-count can only come from a client (a replayed
+ * dead letter, a copy): it is not the broker's count and is ignored. @internal
  * @param quorum - the queue's {@link QueueRules.quorum}
  */
 export function deliveryNumber(properties: MessageProperties, quorum?: boolean): number {
   const headers = properties.headers;
   if (headers === undefined) return 1;
-  if (quorum !== false) {
-    const counted = headers['x-delivery-count'];
-    if (typeof counted === 'number') return counted + 1;
-  }
+  const counted = quorum === false ? undefined : headers['x-delivery-count'];
   const own = headers[DELIVERIES_HEADER];
-  return typeof own === 'number' ? own + 1 : 1;
+  return 1 + (typeof counted === 'number' ? counted : 0) + (typeof own === 'number' ? own : 0);
 }
 
 /** A short description of an error for a header (bounded: headers travel with every copy). */
@@ -189,10 +219,13 @@ export function originalRoute(message: TransportMessage): { exchange: string; ro
  *   another user's (kept in x-postage-original-user-id);
  * - `expiration`, in a dead letter: it would expire out of the dead-letter queue (kept in
  *   x-postage-original-expiration). A counted requeue keeps it: the message goes back to its
- *   queue and still expires there as its publisher asked (its clock starts again).
+ *   queue and still expires there as its publisher asked (its clock starts again);
+ * - x-death, x-first-death-* and x-last-death-*: the broker's own; RabbitMQ 3.13+ ignores them
+ *   on publish (4.0 writes only its own history), so the copy carries the x-death history in
+ *   x-postage-deaths instead, the same on every release.
  * The copy is mandatory (an unroutable copy must fail, not vanish) and has a message id:
  * publisher confirms match a basic.return by message id, so a message without one gets a fresh
- * one. x-death and x-first-death-* stay, as history (RabbitMQ 3.13+ does not read them on publish).
+ * one.
  */
 function copyOptions(
   message: TransportMessage,
@@ -210,6 +243,11 @@ function copyOptions(
   }
   delete headers['BCC'];
   delete headers['x-delivery-count'];
+  const deaths = headers['x-death'];
+  for (const name of DEATH_HEADERS) delete headers[name];
+  if (Array.isArray(deaths) && deaths.length > 0) {
+    headers[DEATHS_HEADER] = mergeDeaths(deaths, headers[DEATHS_HEADER]);
+  }
   const { expiration, userId, ...kept } = message.properties;
   const options: PublishOptions = {
     ...kept,
@@ -226,6 +264,24 @@ function copyOptions(
     else headers[ORIGINAL_EXPIRATION_HEADER] = String(expiration);
   }
   return options;
+}
+
+/**
+ * The x-death entries, newest first, then the earlier ones: entries of the same queue and
+ * reason become one with their counts added (as the broker keeps them), so the header stays
+ * bounded however often a message goes round.
+ */
+function mergeDeaths(newer: readonly unknown[], earlier: unknown): Record<string, unknown>[] {
+  const merged = new Map<string, Record<string, unknown>>();
+  for (const entry of [...newer, ...(Array.isArray(earlier) ? (earlier as unknown[]) : [])]) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const death = entry as Record<string, unknown>;
+    const key = `${String(death['queue'])}\u0000${String(death['reason'])}`;
+    const seen = merged.get(key);
+    if (seen === undefined) merged.set(key, { ...death });
+    else seen['count'] = Number(seen['count'] ?? 0) + Number(death['count'] ?? 0);
+  }
+  return [...merged.values()];
 }
 
 /**

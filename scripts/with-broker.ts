@@ -3,9 +3,11 @@
  * This is what `npm test` and `npm run bench` use.
  *
  * With POSTAGE_TEST_URL set, it only runs the command against that broker. Otherwise it installs
- * rabbitmq-server if needed (as root), starts a node on free loopback ports in a temp dir, runs the
- * command with POSTAGE_TEST_URL / POSTAGE_TEST_NODE / POSTAGE_TEST_NODE_DIR set, and stops the
- * node (and the epmd it started) whatever happens, exiting with the command's code.
+ * the broker POSTAGE_TEST_BROKER names if needed (as root: `rabbitmq3`, the default, is the host's
+ * rabbitmq-server; `rabbitmq4` is RabbitMQ 4.0 in a Debian trixie root), starts a node on free
+ * loopback ports in a temp dir, runs the command with POSTAGE_TEST_BROKER / POSTAGE_TEST_URL /
+ * POSTAGE_TEST_NODE / POSTAGE_TEST_NODE_DIR set, and stops the node (and the epmd it started)
+ * whatever happens, exiting with the command's code.
  */
 import { spawn } from 'node:child_process';
 
@@ -56,6 +58,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (interrupted) return 1;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      POSTAGE_TEST_BROKER: node.broker,
       POSTAGE_TEST_URL: node.url,
       POSTAGE_TEST_NODE: node.name,
       POSTAGE_TEST_NODE_DIR: node.dir,

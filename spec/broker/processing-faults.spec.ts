@@ -171,6 +171,121 @@ describe('processing faults (broker)', () => {
     }, 30_000);
   }
 
+  // Above RabbitMQ 4.0's default delivery limit of a quorum queue (20): the broker must not end
+  // a message before postage's bound, whoever declared the queue.
+  const kinds = [
+    ['classic', {}],
+    ['quorum (queueType)', { queueType: 'quorum' }],
+    ['quorum (declared by its flags, no x-delivery-limit)', { quorumFlags: true }],
+  ] as const;
+  for (const [kind, how] of kinds) {
+    it(`poison - maxDeliveries 25 on a ${kind} queue: each poison message handled exactly 25 times, then dead-lettered by postage; none lost`, async () => {
+      const n = names();
+      const flags =
+        'quorumFlags' in how ? { durable: true, arguments: { 'x-queue-type': 'quorum' } } : undefined;
+      const p = processor(n, {
+        ...('queueType' in how ? { queueType: how.queueType } : {}),
+        ...(flags === undefined ? {} : { eqk: [[n.ex, [[{ name: n.queue, flags }, 'rk']]]] }),
+        maxDeliveries: 25,
+        onError: () => Outcome.requeue({ delayMs: 5 }),
+      });
+      const handled: string[] = [];
+      const acked: string[] = [];
+      p.registerHandler('command', 'work', (content: { parameters: string }) => {
+        handled.push(content.parameters);
+        if (content.parameters.startsWith('poison')) throw new Error(`poison ${content.parameters}`);
+        acked.push(content.parameters);
+      });
+      await p.start();
+      const produced = ['poison-0', 'good-1', 'poison-2', 'good-3'];
+      await produce(
+        n.queue,
+        produced.map((id) => [id, command('work', id)]),
+      );
+      let dead: Dead[] = [];
+      await waitFor(
+        async () => {
+          dead = [...dead, ...(await drain(n.dlq))];
+          return dead.length >= 2;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: 'two dead letters' },
+      );
+      await p.close();
+      dead = [...dead, ...(await drain(n.dlq))];
+      const counts = count(produced, handled, acked, dead);
+      console.log(`poison, maxDeliveries 25 (${kind}):`, counts);
+      expect(counts).toEqual({
+        produced: 4,
+        handled: 2 + 2 * 25,
+        acked: 2,
+        deadLettered: 2,
+        duplicates: 0,
+        lost: 0,
+      });
+      for (const d of dead) expect(handled.filter((id) => id === d.id)).toHaveLength(25);
+      // postage's dead letters (its reason and count), not the broker's delivery_limit ones.
+      expect(dead.map((d) => [d.reason, d.deliveries])).toEqual([
+        [ErrorCode.DELIVERY_LIMIT, 25],
+        [ErrorCode.DELIVERY_LIMIT, 25],
+      ]);
+      expect(await queueDepth(n.queue)).toBe(0);
+    }, 60_000);
+  }
+
+  it("dead letter - postage's copies of a message the broker dead-lettered before carry its history in x-postage-deaths, none of the broker's own headers", async () => {
+    const n = names();
+    const source = uid('q.source');
+    cleanup.push(() => withRawChannel((ch) => ch.deleteQueue(source)));
+    const p = processor(n, { maxDeliveries: 2 });
+    const seen: Array<Record<string, unknown>> = [];
+    p.registerHandler('command', 'work', (_content: unknown, context: HandlerContext) => {
+      seen.push({ ...context.properties.headers });
+      return Outcome.requeue({ delayMs: 0 });
+    });
+    await p.start();
+    // The broker dead-letters a message from `source` into the processor's queue (x-death, reason rejected).
+    await withRawChannel(async (ch) => {
+      await ch.assertQueue(source, {
+        durable: false,
+        arguments: { 'x-dead-letter-exchange': n.ex.name, 'x-dead-letter-routing-key': 'rk' },
+      });
+      ch.sendToQueue(source, command('work', 'x'), { messageId: 'x' });
+      let got: Awaited<ReturnType<typeof ch.get>> = false;
+      for (let i = 0; i < 200 && got === false; i++) {
+        got = await ch.get(source);
+        if (got === false) await new Promise((r) => setTimeout(r, 10));
+      }
+      if (got === false) throw new Error('the source message never arrived');
+      ch.reject(got, false);
+      // A call on the same channel: the broker has taken the reject before the connection closes.
+      expect(await ch.checkQueue(source)).toMatchObject({ messageCount: 0 });
+    });
+    let dead: Record<string, unknown> | undefined;
+    await waitFor(
+      () =>
+        withRawChannel(async (ch) => {
+          const m = await ch.get(n.dlq, { noAck: true });
+          if (m !== false) dead = m.properties.headers ?? {};
+          return dead !== undefined;
+        }),
+      { timeoutMs: 10_000, intervalMs: 50, what: 'the dead letter' },
+    );
+    const history = [expect.objectContaining({ count: 1, reason: 'rejected', queue: source })];
+    // The first delivery is the broker's dead letter.
+    expect(seen[0]?.['x-death']).toEqual(history);
+    const brokers = (headers: Record<string, unknown> | undefined): string[] =>
+      Object.keys(headers ?? {}).filter((key) =>
+        /^x-(death|first-death-|last-death-|delivery-count)/.test(key),
+      );
+    // The counted requeue's copy, then the dead letter: the history in postage's own header.
+    expect([seen.length, brokers(seen[1]), seen[1]?.['x-postage-deaths']]).toEqual([2, [], history]);
+    expect([brokers(dead), dead?.['x-postage-deaths'], dead?.['x-postage-reason']]).toEqual([
+      [],
+      history,
+      ErrorCode.DELIVERY_LIMIT,
+    ]);
+  }, 30_000);
+
   it('handler throws - default outcome: logged, dead-lettered with the error, channel stays open, following messages processed', async () => {
     const n = names();
     const logger = new MemoryLogger();

@@ -1,8 +1,8 @@
 import { uid } from '../helpers/broker';
-import { Collector, channel, connect, publishConfirmed, sleep, target } from '../helpers/contract';
+import { Collector, channel, connect, publishConfirmed, sleep, label } from '../helpers/contract';
 import type { TransportMessage } from '../../lib/transport/types';
 
-describe(`confirms, returns and direct reply-to (contract, ${target})`, () => {
+describe(`confirms, returns and direct reply-to (contract, ${label})`, () => {
   test('confirms - every publish on a confirm channel is confirmed, in order', async () => {
     const ch = await channel(undefined, true);
     const { queue } = await ch.assertQueue('', { exclusive: true, durable: false });

@@ -1,10 +1,10 @@
 import { uid } from '../helpers/broker';
-import { channel, drain, publishConfirmed, sleep, target } from '../helpers/contract';
+import { channel, drain, expected, label, publishConfirmed, sleep } from '../helpers/contract';
 import type { QueueOptions, TransportMessage } from '../../lib/transport/types';
 
 type Death = Record<string, unknown>;
 
-describe(`dead-lettering, TTL and length limits (contract, ${target})`, () => {
+describe(`dead-lettering, TTL and length limits (contract, ${label})`, () => {
   /** A work queue whose dead letters land in `dlq` through a fanout DLX. */
   async function setup(options: QueueOptions = {}, dlrk?: string) {
     const ch = await channel(undefined, true);
@@ -47,6 +47,11 @@ describe(`dead-lettering, TTL and length limits (contract, ${target})`, () => {
       'x-first-death-queue': queue,
       'x-first-death-exchange': '',
     });
+    // 4.0 (since 3.13) also names the last death.
+    const last = (name: string): unknown => dead?.properties.headers?.[`x-last-death-${name}`];
+    expect([last('reason'), last('queue'), last('exchange')]).toEqual(
+      await expected({ '3.10': [undefined, undefined, undefined], '4.0': ['rejected', queue, ''] }),
+    );
     await cleanup();
   });
 
@@ -131,6 +136,7 @@ describe(`dead-lettering, TTL and length limits (contract, ${target})`, () => {
     });
     await publishConfirmed(ch, '', queue, 'poison', { persistent: true });
     let deliveries = 0;
+    const counts: unknown[] = [];
     for (let i = 0; i < 200 && deliveries < 10; i++) {
       const got = await ch.get(queue);
       if (got === false) {
@@ -139,12 +145,107 @@ describe(`dead-lettering, TTL and length limits (contract, ${target})`, () => {
         continue;
       }
       deliveries++;
-      if (deliveries > 1) expect(got.properties.headers?.['x-delivery-count']).toBe(deliveries - 1);
+      counts.push(got.properties.headers?.['x-delivery-count']);
       ch.nack(got, false, true);
     }
     expect(deliveries).toBe(3);
+    // The first delivery: x-delivery-count 0 on 3.10, no header on 4.0.
+    expect(counts).toEqual([await expected({ '3.10': 0, '4.0': undefined }), 1, 2]);
     const [dead] = await drain(ch, dlq, 1, 3000);
     expect(deaths(dead!)[0]).toMatchObject({ reason: 'delivery_limit', queue });
+    await cleanup();
+  });
+
+  /** Returns a quorum queue's message with reject (requeue) until it is dead-lettered or 25 deliveries. */
+  async function deliveriesUntilDeadLettered(
+    limit: number | undefined,
+  ): Promise<{ deliveries: number; dead: TransportMessage[] }> {
+    const { ch, dlq, queue, cleanup } = await setup({
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum', ...(limit === undefined ? {} : { 'x-delivery-limit': limit }) },
+    });
+    await publishConfirmed(ch, '', queue, 'poison', { persistent: true });
+    let deliveries = 0;
+    for (let i = 0; i < 500 && deliveries < 25; i++) {
+      const got = await ch.get(queue);
+      if (got === false) {
+        if ((await ch.checkQueue(dlq)).messageCount > 0) break;
+        await sleep(10);
+        continue;
+      }
+      deliveries++;
+      if (deliveries === 25) ch.ack(got);
+      else ch.reject(got, true);
+    }
+    const dead = await drain(ch, dlq, 1, 200);
+    await cleanup();
+    return { deliveries, dead };
+  }
+
+  test.each([
+    ['none', undefined, { '3.10': 25, '4.0': 21 }],
+    ['-1', -1, { '3.10': 1, '4.0': 25 }],
+    ['0', 0, { '3.10': 1, '4.0': 1 }],
+  ] as const)(
+    'dead-letter - a quorum queue with x-delivery-limit %s: 3.10 has no default limit (a negative one acts as 0), 4.0 defaults to 20 (a negative one: no limit)',
+    async (_name, limit, by) => {
+      const { deliveries, dead } = await deliveriesUntilDeadLettered(limit);
+      // 25 deliveries means the spec stopped returning it (acked): never dead-lettered.
+      const want = await expected(by);
+      expect(deliveries).toBe(want);
+      expect(dead.map((m) => deaths(m)[0]?.['reason'])).toEqual(want === 25 ? [] : ['delivery_limit']);
+    },
+  );
+
+  test('dead-letter - an x-death published by a client: 3.10 continues it, 4.0 replaces it with its own history', async () => {
+    const { ch, dlq, queue, cleanup } = await setup();
+    const foreign = {
+      count: 3,
+      reason: 'rejected',
+      queue: 'elsewhere',
+      exchange: '',
+      'routing-keys': ['elsewhere'],
+    };
+    await publishConfirmed(ch, '', queue, 'told', {
+      headers: {
+        'x-death': [foreign],
+        'x-first-death-reason': 'expired',
+        'x-first-death-queue': 'elsewhere',
+        kept: 1,
+      },
+    });
+    const got = (await ch.get(queue)) as TransportMessage;
+    // Delivered as published on both.
+    expect(deaths(got)).toEqual([expect.objectContaining(foreign)]);
+    ch.reject(got, false);
+    const [dead] = await drain(ch, dlq, 1);
+    const ours = expect.objectContaining({ count: 1, reason: 'rejected', queue });
+    expect(deaths(dead!)).toEqual(
+      await expected({ '3.10': [ours, expect.objectContaining(foreign)], '4.0': [ours] }),
+    );
+    expect(dead?.properties.headers).toMatchObject({
+      kept: 1,
+      ...(await expected({
+        '3.10': { 'x-first-death-reason': 'expired', 'x-first-death-queue': 'elsewhere' },
+        '4.0': { 'x-first-death-reason': 'rejected', 'x-first-death-queue': queue },
+      })),
+    });
+    await cleanup();
+  });
+
+  test('dead-letter - a dead letter republished with its headers and dead-lettered again: x-death counts 2 on 3.10, 1 on 4.0', async () => {
+    const { ch, dlq, queue, cleanup } = await setup();
+    await publishConfirmed(ch, '', queue, 'twice');
+    ch.reject((await ch.get(queue)) as TransportMessage, false);
+    const [first] = await drain(ch, dlq, 1);
+    expect(deaths(first!)).toEqual([expect.objectContaining({ count: 1, reason: 'rejected', queue })]);
+    // A client (a replay tool, postage's own copies before this release) publishes it again as it came.
+    await publishConfirmed(ch, '', queue, 'twice', { headers: first!.properties.headers ?? {} });
+    ch.reject((await ch.get(queue)) as TransportMessage, false);
+    const [second] = await drain(ch, dlq, 1);
+    expect(deaths(second!)).toEqual([
+      expect.objectContaining({ count: await expected({ '3.10': 2, '4.0': 1 }), reason: 'rejected', queue }),
+    ]);
     await cleanup();
   });
 });

@@ -1,8 +1,8 @@
 import { ErrorCode, toPostageError } from '../../lib/errors';
 import { uid } from '../helpers/broker';
-import { channel, connect, publishConfirmed, target } from '../helpers/contract';
+import { channel, connect, publishConfirmed, label } from '../helpers/contract';
 
-describe(`broker errors (contract, ${target})`, () => {
+describe(`broker errors (contract, ${label})`, () => {
   test('errors - redeclaring an exchange with another type is PRECONDITION_FAILED and closes the channel', async () => {
     const ch = await channel();
     const name = uid('ex');

@@ -1,7 +1,7 @@
 import { uid } from '../helpers/broker';
-import { channel, drain, publishConfirmed, target } from '../helpers/contract';
+import { channel, drain, publishConfirmed, label } from '../helpers/contract';
 
-describe(`routing (contract, ${target})`, () => {
+describe(`routing (contract, ${label})`, () => {
   async function setup(
     type: string,
     bindings: [queue: string, key: string, args?: Record<string, unknown>][],

@@ -11,13 +11,13 @@ import {
   type ReplyFunction,
 } from '../../lib';
 import { uid } from '../helpers/broker';
-import { channel, contractUrl, drain, target } from '../helpers/contract';
+import { channel, contractUrl, drain, label } from '../helpers/contract';
 
 function exchange(name: string): ExchangeDefinition {
   return { name, exchange_type: 'direct', passive: false, durable: false, auto_delete: true };
 }
 
-describe(`producer, processor and RPC (contract, ${target})`, () => {
+describe(`producer, processor and RPC (contract, ${label})`, () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);

@@ -3,7 +3,7 @@
  * heartbeat notices) or is reset, the broker is not there yet when the client starts.
  */
 import { ErrorCode, GenericProducer, type ConnectionStatus } from '../../lib';
-import { RabbitNode, freePort } from '../../scripts/rabbit-node';
+import { RabbitNode, freePort, testBroker } from '../../scripts/rabbit-node';
 import { uid, waitFor } from '../helpers/broker';
 import { FaultProxy } from '../helpers/fault-proxy';
 import { JepsenCounter, type JepsenCounts } from '../helpers/jepsen';
@@ -11,7 +11,7 @@ import { countingProcessor, durableExchange, numbersProducer, publishThrough } f
 
 const log = (line: string): void => void process.stdout.write(`[faults] ${line}\n`);
 
-describe('faults - network (one RabbitNode)', () => {
+describe(`faults - network (one ${testBroker()} node, POSTAGE_TEST_BROKER)`, () => {
   let node: RabbitNode;
 
   beforeAll(async () => {

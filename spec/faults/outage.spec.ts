@@ -16,7 +16,7 @@ import {
   type ConnectionStatus,
   type ReplyFunction,
 } from '../../lib';
-import { RabbitNode } from '../../scripts/rabbit-node';
+import { RabbitNode, testBroker } from '../../scripts/rabbit-node';
 import { uid, waitFor } from '../helpers/broker';
 import { JepsenCounter } from '../helpers/jepsen';
 import { countingProcessor, durableExchange, numbersProducer, publishAtRate } from '../helpers/stream';
@@ -24,7 +24,7 @@ import { countingProcessor, durableExchange, numbersProducer, publishAtRate } fr
 const log = (line: string): void => void process.stdout.write(`[faults] ${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('faults - outages longer than the timeouts (one RabbitNode)', () => {
+describe(`faults - outages longer than the timeouts (one ${testBroker()} node, POSTAGE_TEST_BROKER)`, () => {
   let node: RabbitNode;
 
   beforeAll(async () => {

@@ -12,7 +12,7 @@ import {
   type ConnectionStatus,
   type ExchangeDefinition,
 } from '../../lib';
-import { RabbitNode } from '../../scripts/rabbit-node';
+import { RabbitNode, testBroker } from '../../scripts/rabbit-node';
 import { uid, waitFor } from '../helpers/broker';
 import { JepsenCounter } from '../helpers/jepsen';
 import { countingProcessor, durableExchange, numbersProducer } from '../helpers/stream';
@@ -20,7 +20,7 @@ import { countingProcessor, durableExchange, numbersProducer } from '../helpers/
 const log = (line: string): void => void process.stdout.write(`[faults] ${line}\n`);
 const MAX_MESSAGE_SIZE = 1_000_000;
 
-describe('faults - broker refusals (one RabbitNode)', () => {
+describe(`faults - broker refusals (one ${testBroker()} node, POSTAGE_TEST_BROKER)`, () => {
   let node: RabbitNode;
 
   beforeAll(async () => {

@@ -2,10 +2,11 @@
  * The one helper broker specs use: the test broker's URL, unique names, raw amqplib
  * connections for assertions, rabbitmqctl against the test node, and polling.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 
 import { connect, type Channel, type ChannelModel } from 'amqplib';
+
+import { rabbitmqctl } from '../../scripts/rabbit-node';
 
 /** The URL of the broker `npm test` started (or POSTAGE_TEST_URL). Never skips: fails loudly. */
 export function testUrl(): string {
@@ -40,17 +41,16 @@ export async function withRawChannel<T>(fn: (channel: Channel) => Promise<T>): P
   }
 }
 
-/** Runs `rabbitmqctl -n <test node> ...args` and returns its stdout. */
+/** Runs `rabbitmqctl -n <test node> ...args` (the CLI of the test broker's kind) and returns its stdout. */
 export function ctl(...args: string[]): Promise<string> {
   const node = process.env['POSTAGE_TEST_NODE'];
   if (node === undefined || node === '') {
     return Promise.reject(new Error('POSTAGE_TEST_NODE is not set: run the broker specs through `npm test`'));
   }
-  return new Promise((resolve, reject) => {
-    execFile('rabbitmqctl', ['-q', '-n', node, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`rabbitmqctl ${args.join(' ')} failed: ${stderr || err.message}`));
-      else resolve(stdout);
-    });
+  return rabbitmqctl(node, args, { timeoutMs: 60_000 }).catch((err: unknown) => {
+    throw new Error(
+      `rabbitmqctl ${args.join(' ')} failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
   });
 }
 

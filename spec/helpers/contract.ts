@@ -5,13 +5,53 @@
  */
 import { resolveConnectionConfig } from '../../lib/config';
 import { amqpTransport } from '../../lib/transport/amqp/amqp-transport';
-import { MemoryBroker, memoryTransport } from '../../lib/transport/memory';
+import { MemoryBroker, memoryTransport, type RabbitmqVersion } from '../../lib/transport/memory';
 import type { TransportChannel, TransportConnection, TransportMessage } from '../../lib/transport/types';
-import { testUrl } from './broker';
+import { rawConnection, testUrl } from './broker';
 
 /** Which broker this run of the contract suite talks to. */
 export const target: 'rabbitmq' | 'memory' =
   process.env['POSTAGE_CONTRACT_BROKER'] === 'memory' ? 'memory' : 'rabbitmq';
+
+/** The release the in-process broker follows in this run (its jest project sets it). */
+const memoryVersion: RabbitmqVersion = process.env['POSTAGE_CONTRACT_VERSION'] === '3.10' ? '3.10' : '4.0';
+if (target === 'memory') MemoryBroker.named('contract', { rabbitmqVersion: memoryVersion });
+
+/** The label of the broker under test in spec names, e.g. `rabbitmq` or `memory 3.10`. */
+export const label = target === 'memory' ? `memory ${memoryVersion}` : 'rabbitmq';
+
+let serverVersion: Promise<string> | undefined;
+
+/** The version RabbitMQ reports in its server properties (e.g. `4.0.5`); for the in-process broker, its release. */
+export function reportedVersion(): Promise<string> {
+  if (target === 'memory') return Promise.resolve(memoryVersion);
+  serverVersion ??= rawConnection().then(async (connection) => {
+    const version = String(connection.connection.serverProperties['version']);
+    await connection.close();
+    return version;
+  });
+  return serverVersion;
+}
+
+/**
+ * The release whose behaviour the specs expect where 3.10 and 4.0 differ: RabbitMQ's own
+ * (x.y of its reported version), or the in-process broker's. A release the specs have no
+ * expectations for fails the spec that asks, naming it.
+ */
+export async function brokerVersion(): Promise<RabbitmqVersion> {
+  const reported = await reportedVersion();
+  const [major, minor] = reported.split('.');
+  const release = `${major}.${minor}`;
+  if (release === '3.10' || release === '4.0') return release;
+  throw new Error(
+    `the contract specs state expectations for RabbitMQ 3.10 and 4.0; the broker is ${reported}`,
+  );
+}
+
+/** `expected({ '3.10': a, '4.0': b })`: what the broker under test should do. */
+export async function expected<T>(by: Record<RabbitmqVersion, T>): Promise<T> {
+  return by[await brokerVersion()];
+}
 
 /** The URL for high-level components (Connection, producers, processors). */
 export function contractUrl(): string {

@@ -219,6 +219,20 @@ describe('in-process broker', () => {
     await expect(ch2.assertQueue('ttl', { messageTtl: -1 })).rejects.toMatchObject({ code: 406 });
   });
 
+  test('memory broker - follows RabbitMQ 4.0 unless told 3.10: a quorum queue returns a nacked message to the head or the back', async () => {
+    const order = async (broker: MemoryBroker): Promise<string[]> => {
+      const ch = await open(broker.name, true);
+      await ch.assertQueue('qq', { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      for (const body of ['a', 'b']) await publish(ch, '', 'qq', body);
+      ch.nack((await ch.get('qq')) as TransportMessage, false, true);
+      await broker.idle();
+      return broker.peek('qq').map((m) => m.content.toString());
+    };
+    expect(MemoryBroker.named(brokerName()).rabbitmqVersion).toBe('4.0');
+    expect(await order(MemoryBroker.named(brokerName()))).toEqual(['a', 'b']);
+    expect(await order(MemoryBroker.named(brokerName(), { rabbitmqVersion: '3.10' }))).toEqual(['b', 'a']);
+  });
+
   test('memory broker - changing a buffer after publish changes nothing that was sent', async () => {
     const name = brokerName();
     const ch = await open(name, true);

@@ -66,7 +66,8 @@ describe('poison - copies', () => {
     expect(options.userId).toBeUndefined();
     expect(options.headers).toEqual({
       app: 'kept',
-      'x-death': [{ count: 1, reason: 'rejected', queue: 'q0' }],
+      // The broker's x-death history, in postage's own header (3.13+ ignores a client's x-death).
+      'x-postage-deaths': [{ count: 1, reason: 'rejected', queue: 'q0' }],
       'x-postage-reason': 'HANDLER_FAILED',
       'x-postage-error': 'Error: x',
       'x-postage-deliveries': 3,
@@ -132,9 +133,10 @@ describe('poison - copies', () => {
   });
 
   test('delivery count - x-delivery-count counts on a quorum (or unknown) queue, not on a known classic one', () => {
+    // One delivery of an earlier copy, four returns of this one: this is the sixth delivery.
     const properties = { headers: { 'x-delivery-count': 4, 'x-postage-deliveries': 1 } };
-    expect(deliveryNumber(properties, true)).toBe(5);
-    expect(deliveryNumber(properties, undefined)).toBe(5);
+    expect(deliveryNumber(properties, true)).toBe(6);
+    expect(deliveryNumber(properties, undefined)).toBe(6);
     expect(deliveryNumber(properties, false)).toBe(2);
     expect(deliveryNumber({}, false)).toBe(1);
   });

@@ -414,6 +414,81 @@ describe('processing features (in-process broker)', () => {
   });
 });
 
+describe('poison on quorum queues, per RabbitMQ release (in-process broker)', () => {
+  afterAll(() => MemoryBroker.resetAll());
+
+  test.each(['3.10', '4.0'] as const)(
+    'poison - RabbitMQ %s, a quorum queue declared without x-delivery-limit: requeues are counted copies, a return after a crash adds to the count, no delivery beyond maxDeliveries',
+    async (rabbitmqVersion) => {
+      const address = url();
+      const broker = MemoryBroker.named(address.slice('memory://'.length), { rabbitmqVersion });
+      const deliveries: number[] = [];
+      const processor = new MessageProcessor({
+        url: address,
+        eqk: [
+          [
+            work,
+            [[{ name: 'qq', flags: { durable: true, arguments: { 'x-queue-type': 'quorum' } } }, 'work']],
+          ],
+        ],
+        deadLetter: true,
+        maxDeliveries: 3,
+      });
+      processor.registerHandler('command', 'retry', async (_content: unknown, context: HandlerContext) => {
+        deliveries.push(context.deliveries);
+        if (deliveries.length === 2) {
+          // Once the original is acked (the copy is all that is out), the process "crashes"
+          // before its ack reaches the broker: the broker returns the copy.
+          await until(() => broker.queue('qq')?.unacked === 1, 'the ack of the original');
+          broker.closeAllConnections();
+          return Outcome.ack();
+        }
+        return Outcome.requeue({ delayMs: 0 });
+      });
+      const client = await TestClient.for(processor);
+      await client.publish(new MessageCommand('retry'));
+      await until(() => client.deadLettered.length === 1, 'the dead letter');
+      expect(deliveries).toEqual([1, 2, 3]);
+      expect(client.deadLettered[0]?.postageReason).toBe(ErrorCode.DELIVERY_LIMIT);
+      expect(client.deadLettered[0]?.headers['x-postage-deliveries']).toBe(3);
+      expect(client.deadLettered[0]?.headers['x-delivery-count']).toBeUndefined();
+      await until(
+        () => broker.queue('qq')?.messages === 0 && broker.queue('qq')?.unacked === 0,
+        'an empty queue',
+      );
+      await client.close();
+    },
+  );
+
+  test.each(['3.10', '4.0'] as const)(
+    'poison - RabbitMQ %s, maxDeliveries 25 on a quorum queue declared without x-delivery-limit: handled 25 times, dead-lettered by postage (4.0 would end it at 21)',
+    async (rabbitmqVersion) => {
+      const address = url();
+      MemoryBroker.named(address.slice('memory://'.length), { rabbitmqVersion });
+      const processor = new Worker({
+        url: address,
+        eqk: [
+          [
+            work,
+            [[{ name: 'qq', flags: { durable: true, arguments: { 'x-queue-type': 'quorum' } } }, 'retry']],
+          ],
+        ],
+        deadLetter: true,
+        maxDeliveries: 25,
+      });
+      const client = await TestClient.for(processor);
+      await client.publish(new MessageCommand('retry'));
+      await until(() => client.deadLettered.length === 1, 'the dead letter');
+      expect(processor.deliveries).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+      expect([client.deadLettered[0]?.reason, client.deadLettered[0]?.postageReason]).toEqual([
+        'rejected',
+        ErrorCode.DELIVERY_LIMIT,
+      ]);
+      await client.close();
+    },
+  );
+});
+
 /** Declares the worker's queue on its broker and queues one command per name. */
 async function queued(processor: MessageProcessor, names: string[]) {
   const raw = await rawChannel(processor.connection.config.endpoints[0]?.host ?? '');

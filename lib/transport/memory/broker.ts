@@ -5,7 +5,14 @@ import { AmqpException } from './errors';
 import { MemoryExchange, type Binding } from './exchange';
 import type { ReplyConsumer } from './channel';
 import type { MemoryConnection } from './connection';
-import { MemoryQueue, type DeathReason, type QueueSettings, type Stored } from './queue';
+import {
+  MemoryQueue,
+  type DeathHistory,
+  type DeathReason,
+  type QueueSettings,
+  type RabbitmqVersion,
+  type Stored,
+} from './queue';
 
 /** Settings of an in-process broker. */
 export interface MemoryBrokerOptions {
@@ -15,6 +22,20 @@ export interface MemoryBrokerOptions {
    * @default 134_217_728 (RabbitMQ's default, 128 MiB)
    */
   maxMessageSize?: number;
+  /**
+   * The RabbitMQ release to follow where releases differ (the contract suite checks both):
+   * - quorum queues: a message nacked or rejected with requeue goes to the back on `'3.10'`, to
+   *   the head on `'4.0'` (in the order they come back); one whose channel closed goes back in
+   *   its place on both;
+   * - quorum queues without `x-delivery-limit`: no limit on `'3.10'`, 20 on `'4.0'` (a negative
+   *   limit: none on `'4.0'`, dead-lettered at the first return on `'3.10'`);
+   * - `x-delivery-count` on a quorum queue's first delivery: 0 on `'3.10'`, absent on `'4.0'`;
+   * - dead-lettering: `'3.10'` continues an `x-death` header a client published, `'4.0'` (as
+   *   since 3.13) ignores it and writes the broker's own history, plus `x-last-death-reason`,
+   *   `x-last-death-queue` and `x-last-death-exchange`.
+   * @default '4.0'
+   */
+  rabbitmqVersion?: RabbitmqVersion;
 }
 
 /** What an observer of the broker sees (the test client uses it; no cost when nobody observes). */
@@ -104,6 +125,8 @@ export class MemoryBroker {
   /** @internal */ readonly connections = new Set<MemoryConnection>();
   /** @internal */ readonly replyConsumers = new Map<string, ReplyConsumer>();
   /** @internal */ readonly maxMessageSize: number;
+  /** The RabbitMQ release this broker follows where releases differ. */
+  readonly rabbitmqVersion: RabbitmqVersion;
   /** @internal */ alarm: string | undefined;
   /** @internal Observers (the test client); empty on the hot path. */
   readonly observers = new Set<BrokerObserver>();
@@ -120,10 +143,11 @@ export class MemoryBroker {
     options: MemoryBrokerOptions = {},
   ) {
     this.maxMessageSize = options.maxMessageSize ?? 134_217_728;
+    this.rabbitmqVersion = options.rabbitmqVersion ?? '4.0';
     this.declareDefaults();
   }
 
-  /** The broker that `memory://<name>` reaches, created on first use. */
+  /** The broker that `memory://<name>` reaches, created on first use (`options` apply only then). */
   static named(name = 'default', options?: MemoryBrokerOptions): MemoryBroker {
     let broker = brokers.get(name);
     if (broker === undefined) {
@@ -308,7 +332,10 @@ export class MemoryBroker {
     return out;
   }
 
-  /** @internal Dead-letters a message that left a queue, as RabbitMQ does (x-death, first-death headers). */
+  /**
+   * @internal Dead-letters a message that left a queue, as RabbitMQ does (x-death, first-death
+   * headers; on 4.0 also last-death headers, from the broker's own history only).
+   */
   deadLetter(queue: MemoryQueue, message: Stored, reason: DeathReason): void {
     const dlxName = queue.settings.deadLetterExchange;
     if (this.observers.size > 0) {
@@ -324,30 +351,27 @@ export class MemoryBroker {
     const dlx = this.exchanges.get(dlxName);
     if (dlx === undefined) return;
     const headers: Record<string, unknown> = { ...(message.properties.headers ?? {}) };
-    const deaths = Array.isArray(headers['x-death'])
-      ? [...(headers['x-death'] as Record<string, unknown>[])]
-      : [];
-    const now = Math.floor(Date.now() / 1000);
-    const at = deaths.findIndex((d) => d['queue'] === queue.name && d['reason'] === reason);
-    let entry: Record<string, unknown>;
-    if (at >= 0) {
-      const previous = deaths.splice(at, 1)[0] as Record<string, unknown>;
-      entry = { ...previous, count: Number(previous['count'] ?? 0) + 1, time: now };
-    } else {
-      entry = {
-        count: 1,
-        reason,
-        queue: queue.name,
-        time: now,
-        exchange: message.exchange,
-        'routing-keys': [message.routingKey],
-      };
-      if (message.properties.expiration !== undefined)
-        entry['original-expiration'] = message.properties.expiration;
-    }
+    const own = this.rabbitmqVersion !== '3.10';
+    // 3.10 continues the x-death header, whoever wrote it; since 3.13 the broker keeps its own
+    // history with the message and a client's x-death is not part of it.
+    const previous = own ? message.deaths?.entries : headers['x-death'];
+    const deaths = Array.isArray(previous) ? [...(previous as Record<string, unknown>[])] : [];
+    const entry = deathEntry(deaths, queue.name, reason, message);
     deaths.unshift(entry);
     headers['x-death'] = deaths;
-    if (headers['x-first-death-reason'] === undefined) {
+    let history: DeathHistory | undefined;
+    if (own) {
+      history = {
+        entries: deaths,
+        first: message.deaths?.first ?? { reason, queue: queue.name, exchange: message.exchange },
+      };
+      headers['x-first-death-reason'] = history.first.reason;
+      headers['x-first-death-queue'] = history.first.queue;
+      headers['x-first-death-exchange'] = history.first.exchange;
+      headers['x-last-death-reason'] = reason;
+      headers['x-last-death-queue'] = queue.name;
+      headers['x-last-death-exchange'] = message.exchange;
+    } else if (headers['x-first-death-reason'] === undefined) {
       headers['x-first-death-reason'] = reason;
       headers['x-first-death-queue'] = queue.name;
       headers['x-first-death-exchange'] = message.exchange;
@@ -370,6 +394,7 @@ export class MemoryBroker {
           expiresAt: Infinity,
           returns: 0,
           redelivered: false,
+          deaths: history,
         },
         now_ms,
       );
@@ -470,4 +495,33 @@ export class MemoryBroker {
     add('amq.headers', 'headers');
     add('amq.match', 'headers');
   }
+}
+
+/**
+ * The x-death entry of this death: the entry of the same queue and reason taken out of `deaths`
+ * with its count raised, or a new one.
+ */
+function deathEntry(
+  deaths: Record<string, unknown>[],
+  queue: string,
+  reason: DeathReason,
+  message: Stored,
+): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
+  const at = deaths.findIndex((d) => d['queue'] === queue && d['reason'] === reason);
+  if (at >= 0) {
+    const previous = deaths.splice(at, 1)[0] as Record<string, unknown>;
+    return { ...previous, count: Number(previous['count'] ?? 0) + 1, time: now };
+  }
+  const entry: Record<string, unknown> = {
+    count: 1,
+    reason,
+    queue,
+    time: now,
+    exchange: message.exchange,
+    'routing-keys': [message.routingKey],
+  };
+  if (message.properties.expiration !== undefined)
+    entry['original-expiration'] = message.properties.expiration;
+  return entry;
 }

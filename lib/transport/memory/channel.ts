@@ -728,7 +728,7 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     // Unacked messages go back to their queues, redelivered, in their original order.
     for (const { message, queue } of this.unacked.values()) {
       queue.unacked--;
-      queue.requeue(message);
+      queue.requeue(message, 'lost');
     }
     this.unacked.clear();
     this.channelUnacked = 0;
@@ -778,7 +778,12 @@ export class MemoryChannel extends EventEmitter implements TransportChannel, Con
     queue: MemoryQueue | undefined,
   ): TransportMessage {
     let properties = { ...message.properties };
-    if (queue !== undefined && queue.settings.type === 'quorum' && message.returns > 0) {
+    // Quorum deliveries carry x-delivery-count: from the first one on 3.10, after a return on 4.0.
+    if (
+      queue !== undefined &&
+      queue.settings.type === 'quorum' &&
+      (message.returns > 0 || this.broker.rabbitmqVersion === '3.10')
+    ) {
       properties = {
         ...properties,
         headers: { ...(properties.headers ?? {}), 'x-delivery-count': message.returns },

@@ -49,19 +49,21 @@ export function queueSettings(
   const autoDelete = options.autoDelete ?? false;
   const bad = (arg: string, why: string): AmqpException =>
     preconditionFailed(`invalid arg '${arg}' for queue '${name}' in vhost '/': ${why}`, 'QueueDeclare');
-  const int = (arg: string, min: number): number | undefined | AmqpException => {
+  const int = (arg: string, min: number | undefined): number | undefined | AmqpException => {
     const value = args[arg];
     if (value === undefined) return undefined;
     if (typeof value !== 'number' || !Number.isInteger(value))
       return bad(arg, `{unacceptable_type,${typeof value}}`);
-    if (value < min) return bad(arg, `{value_${min === 0 ? 'negative' : 'zero'},${value}}`);
+    if (min !== undefined && value < min)
+      return bad(arg, `{value_${min === 0 ? 'negative' : 'zero'},${value}}`);
     return value;
   };
   const messageTtl = int('x-message-ttl', 0);
   const expires = int('x-expires', 1);
   const maxLength = int('x-max-length', 0);
   const maxLengthBytes = int('x-max-length-bytes', 0);
-  const deliveryLimit = int('x-delivery-limit', 0);
+  // Any integer: RabbitMQ accepts a negative limit (4.0: no limit; 3.10: dead-letters at the first return).
+  const deliveryLimit = int('x-delivery-limit', undefined);
   for (const v of [messageTtl, expires, maxLength, maxLengthBytes, deliveryLimit]) {
     if (v instanceof AmqpException) return v;
   }

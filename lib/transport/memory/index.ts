@@ -13,6 +13,7 @@ export {
   type ObservedSettle,
   type QueueSnapshot,
 } from './broker';
+export { DEFAULT_QUORUM_DELIVERY_LIMIT_4_0, type RabbitmqVersion } from './queue';
 
 /**
  * The transport for `memory://<name>`: a connection to the in-process {@link MemoryBroker} of

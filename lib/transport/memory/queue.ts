@@ -1,6 +1,24 @@
 import type { DeliveryCallback, MessageProperties } from '../types';
 import { Deque } from './deque';
 
+/**
+ * The RabbitMQ releases the in-process broker can follow where their behaviour differs (see
+ * {@link MemoryBrokerOptions.rabbitmqVersion}).
+ */
+export type RabbitmqVersion = '3.10' | '4.0';
+
+/** RabbitMQ 4.0's delivery limit of a quorum queue declared without `x-delivery-limit`. */
+export const DEFAULT_QUORUM_DELIVERY_LIMIT_4_0 = 20;
+
+/**
+ * The dead-letter history a broker keeps with a message since 3.13 (4.0 here): x-death is built
+ * from it, and an x-death header a client publishes is not part of it.
+ */
+export interface DeathHistory {
+  readonly entries: readonly Record<string, unknown>[];
+  readonly first: { readonly reason: string; readonly queue: string; readonly exchange: string };
+}
+
 /** A message as a queue holds it. Several queues may share the content and properties. */
 export interface Stored {
   /** Enqueue order in its queue; requeued messages go back to their place. */
@@ -14,6 +32,8 @@ export interface Stored {
   /** Times the message went back to its queue (nack/reject with requeue, channel closed). */
   returns: number;
   redelivered: boolean;
+  /** The broker's own dead-letter history (4.0); undefined for a message a client published. */
+  deaths?: DeathHistory | undefined;
 }
 
 /** Why a message leaves a queue for its dead-letter exchange (RabbitMQ's x-death reasons). */
@@ -43,6 +63,8 @@ export interface Consumer {
 
 /** What a queue needs from its broker. */
 export interface QueueHost {
+  /** The RabbitMQ release whose rules differ for quorum queues (requeue placement, delivery limit). */
+  readonly rabbitmqVersion: RabbitmqVersion;
   deadLetter(queue: MemoryQueue, message: Stored, reason: DeathReason): void;
   schedule(queue: MemoryQueue): void;
   timer(callback: () => void, ms: number): NodeJS.Timeout;
@@ -70,6 +92,9 @@ export interface QueueSettings {
 /** Outcome of offering a message to a queue. */
 export type EnqueueResult = 'queued' | 'refused';
 
+/** Why a delivered message goes back to its queue: a nack/reject with requeue, or its channel closed. */
+export type ReturnCause = 'settled' | 'lost';
+
 /**
  * A queue with RabbitMQ's rules: FIFO with requeue to the original position, round-robin among
  * consumers that have prefetch room, TTL expiry at the head, length limits with drop-head or
@@ -84,6 +109,8 @@ export class MemoryQueue {
   unacked = 0;
   deleted = false;
   private nextSeq = 1;
+  /** Keys of quorum returns placed at the head (4.0): below every enqueued message, in return order. */
+  private nextReturnSeq = -Number.MAX_SAFE_INTEGER;
   private roundRobin = 0;
   private hadConsumer = false;
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -127,26 +154,52 @@ export class MemoryQueue {
     return 'queued';
   }
 
-  /** Puts a delivered message back (classic: in its place; quorum: at the back), or dead-letters it past the delivery limit. */
-  requeue(message: Stored): void {
+  /**
+   * Puts a delivered message back, or dead-letters it past a quorum queue's delivery limit.
+   * Classic queues put it in its place. Quorum queues put one whose channel closed back in its
+   * place, and a nacked one (reject or nack with requeue) at the back on 3.10, at the head (in
+   * the order they come back) on 4.0.
+   */
+  requeue(message: Stored, cause: ReturnCause = 'settled'): void {
     if (this.deleted) return;
     message.returns++;
-    const limit = this.settings.deliveryLimit;
-    if (this.settings.type === 'quorum' && limit !== undefined && message.returns > limit) {
+    const limit = this.deliveryLimit();
+    if (limit !== undefined && message.returns > limit) {
       this.host.deadLetter(this, message, 'delivery_limit');
       return;
     }
     message.redelivered = true;
-    if (this.settings.type === 'quorum') {
-      // Quorum queues append returned messages at the back, in the order they come back.
-      message.seq = this.nextSeq++;
-      this.ready.push(message);
-    } else {
-      // Classic queues put a requeued message back at its original position.
-      this.ready.insertSorted(message, (m) => m.seq);
+    const placement =
+      this.settings.type === 'classic' ? 'place' : QUORUM_RETURNS[this.host.rabbitmqVersion][cause];
+    switch (placement) {
+      case 'place':
+        this.ready.insertSorted(message, (m) => m.seq);
+        break;
+      case 'back':
+        message.seq = this.nextSeq++;
+        this.ready.push(message);
+        break;
+      case 'head':
+        message.seq = this.nextReturnSeq++;
+        this.ready.insertSorted(message, (m) => m.seq);
+        break;
     }
     this.readyBytes += message.content.length;
     this.host.schedule(this);
+  }
+
+  /**
+   * The returns after which a quorum queue dead-letters a message (undefined: no limit). 3.10
+   * has none unless declared (a negative one acts as 0); 4.0 defaults to 20 and a negative
+   * limit disables it.
+   */
+  deliveryLimit(): number | undefined {
+    if (this.settings.type !== 'quorum') return undefined;
+    const declared = this.settings.deliveryLimit;
+    if (this.host.rabbitmqVersion === '3.10')
+      return declared === undefined ? undefined : Math.max(0, declared);
+    if (declared === undefined) return DEFAULT_QUORUM_DELIVERY_LIMIT_4_0;
+    return declared < 0 ? undefined : declared;
   }
 
   addConsumer(consumer: Consumer): void {
@@ -299,6 +352,12 @@ export class MemoryQueue {
     );
   }
 }
+
+/** Where a quorum queue puts a returned message, by release and cause (observed on 3.10.8 and 4.0.5). */
+const QUORUM_RETURNS: Record<RabbitmqVersion, Record<ReturnCause, 'place' | 'back' | 'head'>> = {
+  '3.10': { settled: 'back', lost: 'place' },
+  '4.0': { settled: 'head', lost: 'place' },
+};
 
 /** The expiration property: milliseconds as a decimal string. */
 export function parseExpiration(value: string | undefined): number | undefined {
