@@ -62,6 +62,12 @@ export interface Timed<T> {
   brokerCpuUs: number | undefined;
 }
 
+/**
+ * The timed windows of this run, [start, end] in microseconds of the monotonic clock V8's CPU
+ * profiles use too: profile.ts keeps only the samples inside them (no set-up, no warm-up).
+ */
+export const windows: Array<[number, number]> = [];
+
 /** Runs `fn` and measures wall time, this process's CPU and the broker's CPU around it. */
 export async function timed<T>(fn: () => Promise<T>): Promise<Timed<T>> {
   const pid = brokerPid();
@@ -69,7 +75,9 @@ export async function timed<T>(fn: () => Promise<T>): Promise<Timed<T>> {
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const value = await fn();
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const t1 = process.hrtime.bigint();
+  const ms = Number(t1 - t0) / 1e6;
+  windows.push([Number(t0 / 1000n), Number(t1 / 1000n)]);
   const cpu = process.cpuUsage(cpu0);
   const broker1 = pid === undefined ? undefined : cpuTicks(pid);
   const brokerCpuUs =

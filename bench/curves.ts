@@ -556,7 +556,7 @@ export const CURVES: readonly Curve[] = [
   {
     name: 'queues',
     title:
-      'one processor consuming N queues (prefetch 1,000 each), fed by a raw publisher in a child process',
+      'one processor consuming N queues (prefetch 1,000 each), fed by two raw amqplib publishers in child processes',
     points: [1, 100, 1000].map(queuesPoint),
   },
   {

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,6 +28,7 @@ import {
   table,
   textTable,
   uniqueName,
+  windows,
   writeResults,
   type ResultRow,
   type Sample,
@@ -287,9 +289,20 @@ async function main(): Promise<void> {
     },
     options.out,
   );
+  const profiled = profileDir();
+  if (profiled !== undefined) {
+    writeFileSync(join(profiled, `windows-${process.pid}.json`), JSON.stringify(windows));
+  }
   log(
     `${rows.length} cases, ${curvePoints.length} curve points in ${Math.round((Date.now() - t0) / 1000)} s; wrote ${file}`,
   );
+}
+
+/** The directory node --cpu-prof writes this process's profile to, when it runs under it. */
+function profileDir(): string | undefined {
+  if (!process.execArgv.some((a) => a.startsWith('--cpu-prof'))) return undefined;
+  const dir = process.execArgv.find((a) => a.startsWith('--cpu-prof-dir='));
+  return dir === undefined ? process.cwd() : dir.slice('--cpu-prof-dir='.length);
 }
 
 /** The rows of a group, ratios filled in from the per-round samples. */
