@@ -22,6 +22,7 @@ import {
 import {
   brokerUrl,
   log,
+  median,
   rate,
   round,
   summarise,
@@ -218,6 +219,11 @@ async function main(): Promise<void> {
   const ctx: Context = { url, sizes, rpcExchange, rpcKey, rpcQueue };
   const t0 = Date.now();
   const loadBefore = loadavg();
+  // The 1-minute load average every 10 s: the machine is shared, and the run's figures are read
+  // with the load they were measured under.
+  const loadSeen: number[] = [loadBefore[0] ?? 0];
+  const sampler = setInterval(() => loadSeen.push(loadavg()[0] ?? 0), 10_000);
+  sampler.unref();
   const rows: ResultRow[] = [];
   const samples = new Map<string, Sample[]>();
   let curves: Record<string, CurveRow[]> = {};
@@ -251,8 +257,15 @@ async function main(): Promise<void> {
     }
   } finally {
     responder?.kill('SIGTERM');
+    clearInterval(sampler);
   }
   const loadAfter = loadavg();
+  loadSeen.push(loadAfter[0] ?? 0);
+  const loadRange = {
+    min: round(Math.min(...loadSeen), 2),
+    median: round(median(loadSeen), 2),
+    max: round(Math.max(...loadSeen), 2),
+  };
   const bareLines = GROUPS.flatMap((g) => {
     const own = samples.get(g.name);
     const bare = samples.get(`${g.name}${BARE}`);
@@ -276,14 +289,19 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`${out}${notes}\n${curveTables(curves)}`);
   process.stdout.write(
-    `\nLoad average (1, 5, 15 min): ${load(loadBefore)} at the start, ${load(loadAfter)} at the end\n`,
+    `\nLoad average (1, 5, 15 min): ${load(loadBefore)} at the start, ${load(loadAfter)} at the end; ` +
+      `1-min load every 10 s: min ${loadRange.min}, median ${loadRange.median}, max ${loadRange.max}\n`,
   );
   const file = writeResults(
     {
       date: new Date().toISOString(),
       quick: options.quick,
       rounds: options.rounds,
-      load_average: { start: loadBefore.map((v) => round(v, 2)), end: loadAfter.map((v) => round(v, 2)) },
+      load_average: {
+        start: loadBefore.map((v) => round(v, 2)),
+        end: loadAfter.map((v) => round(v, 2)),
+        during: loadRange,
+      },
       cases: rows.filter((row) => !row.case.endsWith(BARE)),
       curves,
     },
