@@ -8,6 +8,8 @@ import { settle, type Context } from './harness';
 export interface CurveSizes {
   /** Rounds of every curve (fewer than the cases': each point is slower). */
   rounds: number;
+  /** The --quick variant: points marked fullOnly are left out. */
+  quick: boolean;
   /** RPC window and warm-up per point, ms. */
   rpcMs: number;
   rpcWarmMs: number;
@@ -32,6 +34,8 @@ export interface CurvePoint {
   /** Selectable with --only, e.g. `curve-rpc-inflight-100`. */
   readonly name: string;
   readonly run: (ctx: CurveContext, round: number) => Promise<Figures>;
+  /** Left out of --quick (a point that costs seconds of set-up alone). */
+  readonly fullOnly?: boolean;
 }
 
 export interface Curve {

@@ -51,7 +51,7 @@ export async function runCurves(
 ): Promise<Record<string, CurveRow[]>> {
   const out: Record<string, CurveRow[]> = {};
   for (const curve of CURVES) {
-    const points = curve.points.filter((p) => wanted(p.name));
+    const points = curve.points.filter((p) => wanted(p.name) && !(ctx.curve.quick && p.fullOnly === true));
     if (points.length === 0) continue;
     const figures = new Map<string, Figures[]>(points.map((p) => [p.name, []]));
     for (let r = 0; r < ctx.curve.rounds; r += 1) {
