@@ -127,7 +127,14 @@ function pack(into: string): PackResult {
   const stray = result.files.map((f) => f.path).filter((f) => !allowed.test(f));
   if (stray.length > 0)
     throw new CheckFailed(`the tarball holds files a user does not need:\n${stray.join('\n')}`);
-  for (const needed of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.mjs']) {
+  for (const needed of [
+    'LICENSE',
+    'README.md',
+    'package.json',
+    'dist/index.js',
+    'dist/index.mjs',
+    'dist/cli/bin.js',
+  ]) {
     if (!result.files.some((f) => f.path === needed)) throw new CheckFailed(`the tarball lacks ${needed}`);
   }
   if (!readFileSync(path.join(root, 'LICENSE'), 'utf8').includes('GNU GENERAL PUBLIC LICENSE')) {
@@ -329,6 +336,22 @@ function checkDecoratorsAndCommonJs(app: string): void {
   }
 }
 
+/** The installed `postage` executable: on the project's PATH (node_modules/.bin), it runs and answers. */
+function checkCommandLine(app: string): void {
+  step('postage --help and postage config through node_modules/.bin (the package bin)');
+  const bin = path.join(app, 'node_modules/.bin/postage');
+  const helpText = run(bin, ['--help'], app);
+  if (!helpText.includes('usage: postage') || !helpText.includes('  send ')) {
+    throw new CheckFailed(`postage --help printed ${JSON.stringify(helpText.slice(0, 200))}`);
+  }
+  const config = run(bin, ['--json', 'config'], app, {
+    POSTAGE_URL: 'amqp://check:check-secret@127.0.0.1:5999/',
+  });
+  if (config.includes('check-secret') || !config.includes('"user": "check"')) {
+    throw new CheckFailed(`postage config printed ${JSON.stringify(config.slice(0, 300))}`);
+  }
+}
+
 function main(): number {
   const keep = process.argv.includes('--keep');
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'postage-package-'));
@@ -339,6 +362,7 @@ function main(): number {
     checkDeclarations(app);
     checkReadme(app);
     checkDecoratorsAndCommonJs(app);
+    checkCommandLine(app);
     step('all checks passed');
     return 0;
   } catch (error) {
