@@ -7,10 +7,10 @@
  * Prints one JSON line: {ops, ms, cpuUs, heapGrowthMb}.
  */
 import { MessageProcessor } from '../lib';
-import { BenchProducer, FINGERPRINT, benchExchange, payload } from './cases';
+import { timed } from './common';
+import { BenchProducer, FINGERPRINT, benchExchange, payload } from './wire';
 
 const BATCH_SIZE = 1000;
-import { timed } from './common';
 
 function heapAfterGc(): number {
   const gc = (globalThis as { gc?: () => void }).gc;
