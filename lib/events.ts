@@ -40,7 +40,7 @@ export class SafeEmitter<T extends Record<keyof T, unknown[]> & ErrorEvents> ext
     return super.on(event, listener as (...args: unknown[]) => void);
   }
 
-  /** Alias of {@link SafeEmitter.on}. */
+  /** Alias of {@link on}. */
   override addListener<K extends EventName<T>>(event: K, listener: EventListener<T, K>): this {
     return super.addListener(event, listener as (...args: unknown[]) => void);
   }
@@ -65,7 +65,7 @@ export class SafeEmitter<T extends Record<keyof T, unknown[]> & ErrorEvents> ext
     return super.off(event, listener as (...args: unknown[]) => void);
   }
 
-  /** Alias of {@link SafeEmitter.off}. */
+  /** Alias of {@link off}. */
   override removeListener<K extends EventName<T>>(event: K, listener: EventListener<T, K>): this {
     return super.removeListener(event, listener as (...args: unknown[]) => void);
   }

@@ -1,11 +1,14 @@
 /**
  * README.md for npm, made from README.rst at pack time (`prepack`): the npm site renders
  * Markdown only, and README.rst stays the one source. Handles what scripts/rst.ts reads; a
- * reference to a section that does not exist is an error.
+ * reference to a section that does not exist is an error, and so is a relative link to a file that
+ * is not in the repository (npm renders relative links against the repository, so they stay
+ * relative; the files they name must exist and must not be outside it).
  *
  *   npx tsx scripts/readme-md.ts [README.rst [README.md]]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 import { parseRst, RstError, type Block } from './rst';
 
@@ -24,8 +27,33 @@ function codeSpan(text: string): string {
   return `${fence}${pad}${code}${pad}${fence}`;
 }
 
+/** Where relative links are checked: the document's folder, inside the repository's root. */
+export interface LinkRoot {
+  /** The folder relative links are resolved from (the rst file's). */
+  readonly dir: string;
+  /** The repository's root: no link may leave it. */
+  readonly repository: string;
+}
+
+/** Throws when a relative link names no file of the repository. URLs and anchors pass. */
+function checkLink(url: string, line: number, root: LinkRoot | undefined): void {
+  if (root === undefined || /^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith('#')) return;
+  const target = path.resolve(root.dir, decodeURI(url.replace(/[#?].*$/, '')));
+  const inside = path.relative(root.repository, target);
+  if (inside.startsWith('..') || path.isAbsolute(inside)) {
+    throw new RstError(line, `a link to a file outside the repository: ${url}`);
+  }
+  if (!existsSync(target)) throw new RstError(line, `a link to a file that does not exist: ${url}`);
+}
+
 /** Converts inline markup: literals, references to sections and to URLs; escapes what Markdown would misread. */
-function inline(text: string, line: number, anchors: ReadonlyMap<string, string>, inTable = false): string {
+function inline(
+  text: string,
+  line: number,
+  anchors: ReadonlyMap<string, string>,
+  inTable = false,
+  root?: LinkRoot,
+): string {
   const parts = text.split(/(``[\s\S]+?``)/);
   return parts
     .map((part, index) => {
@@ -36,7 +64,11 @@ function inline(text: string, line: number, anchors: ReadonlyMap<string, string>
       let out = part
         .replace(/\\ /g, '')
         .replace(/</g, '\\<')
-        .replace(/`([^`<]+?) \\<([^>`]+)>`_/g, (_m, label: string, url: string) => `[${label}](${url})`)
+        .replace(/`([^`<]+?)\s+\\<([^>`]+)>`_/g, (_m, label: string, url: string) => {
+          const target = url.replace(/\s+/g, '');
+          checkLink(target, line, root);
+          return `[${label.replace(/\s+/g, ' ')}](${target})`;
+        })
         .replace(/`([^`]+)`_/g, (_m, title: string) => {
           const anchor = anchors.get(title.toLowerCase().replace(/\s+/g, ' '));
           if (anchor === undefined) throw new RstError(line, `a reference to no section: \`${title}\`_`);
@@ -51,20 +83,32 @@ function inline(text: string, line: number, anchors: ReadonlyMap<string, string>
 }
 
 /** A paragraph's text on one line, so that no wrapped line starts a Markdown list or heading. */
-function paragraph(text: string, line: number, anchors: ReadonlyMap<string, string>): string {
-  return inline(text, line, anchors).replace(/^([#>+-]|\d+\.|\*(?!\*))/, '\\$1');
+function paragraph(
+  text: string,
+  line: number,
+  anchors: ReadonlyMap<string, string>,
+  root: LinkRoot | undefined,
+): string {
+  return inline(text, line, anchors, false, root).replace(/^([#>+-]|\d+\.|\*(?!\*))/, '\\$1');
 }
 
-function table(block: Extract<Block, { kind: 'table' }>, anchors: ReadonlyMap<string, string>): string {
+function table(
+  block: Extract<Block, { kind: 'table' }>,
+  anchors: ReadonlyMap<string, string>,
+  root: LinkRoot | undefined,
+): string {
   const [header, ...rows] = block.header === undefined ? block.rows : [block.header, ...block.rows];
   const row = (cells: readonly string[]): string =>
-    `| ${cells.map((c) => inline(c, block.line, anchors, true)).join(' | ')} |`;
+    `| ${cells.map((c) => inline(c, block.line, anchors, true, root)).join(' | ')} |`;
   const head = header ?? [];
   return [row(head), `| ${head.map(() => '---').join(' | ')} |`, ...rows.map(row)].join('\n');
 }
 
-/** The Markdown of a reStructuredText document. */
-export function rstToMarkdown(source: string, generatedFrom = 'README.rst'): string {
+/**
+ * The Markdown of a reStructuredText document. With `root`, every relative link must name a file
+ * of the repository.
+ */
+export function rstToMarkdown(source: string, generatedFrom = 'README.rst', root?: LinkRoot): string {
   const blocks = parseRst(source);
   const anchors = new Map<string, string>();
   const used = new Map<string, number>();
@@ -85,17 +129,20 @@ export function rstToMarkdown(source: string, generatedFrom = 'README.rst'): str
         out.push(`${'#'.repeat(block.level)} ${inline(block.title, block.line, anchors)}`);
         break;
       case 'paragraph':
-        out.push(paragraph(block.text, block.line, anchors));
+        out.push(paragraph(block.text, block.line, anchors, root));
         break;
       case 'list':
         out.push(
           block.items
-            .map((item, n) => `${block.ordered ? `${n + 1}.` : '-'} ${inline(item, block.line, anchors)}`)
+            .map(
+              (item, n) =>
+                `${block.ordered ? `${n + 1}.` : '-'} ${inline(item, block.line, anchors, false, root)}`,
+            )
             .join('\n'),
         );
         break;
       case 'table':
-        out.push(table(block, anchors));
+        out.push(table(block, anchors, root));
         break;
       case 'code':
         out.push(`\`\`\`${block.language}\n${block.code}\`\`\``);
@@ -124,7 +171,8 @@ export function rstToMarkdown(source: string, generatedFrom = 'README.rst'): str
 if (require.main === module) {
   const [from = 'README.rst', to = 'README.md'] = process.argv.slice(2);
   try {
-    writeFileSync(to, rstToMarkdown(readFileSync(from, 'utf8'), from));
+    const root = { dir: path.dirname(path.resolve(from)), repository: path.resolve(__dirname, '..') };
+    writeFileSync(to, rstToMarkdown(readFileSync(from, 'utf8'), from, root));
   } catch (error) {
     console.error(error instanceof Error ? error.message : error);
     process.exit(1);

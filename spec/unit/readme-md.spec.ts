@@ -48,6 +48,9 @@ Second one
     const x = 1;
 `;
 
+const root = path.resolve(__dirname, '../..');
+const repository = { dir: root, repository: root };
+
 describe('readme-md', () => {
   it('readme-md - sections, contents, inline markup, lists, tables and code become Markdown', () => {
     const md = rstToMarkdown(doc);
@@ -70,9 +73,29 @@ describe('readme-md', () => {
     expect(() => rstToMarkdown('.. note::\n\n   hi\n')).toThrow(/README.rst:1: the directive 'note'/);
   });
 
-  it('readme-md - README.rst converts, and its examples include the quick start files', () => {
+  it('readme-md - a link may wrap across lines; a relative link to a file of the repository stays relative', () => {
+    const md = rstToMarkdown(
+      'See `the guide\n<docs/guide.md>`_ and `npm <https://www.npmjs.com/>`_.\n',
+      'README.rst',
+      repository,
+    );
+    expect(md).toContain('See [the guide](docs/guide.md) and [npm](https://www.npmjs.com/).');
+  });
+
+  it('readme-md - a relative link to a file that does not exist, or outside the repository, is an error', () => {
+    expect(() => rstToMarkdown('A `gone <docs/gone.md>`_ file.\n', 'README.rst', repository)).toThrow(
+      /README.rst:1: a link to a file that does not exist: docs\/gone.md/,
+    );
+    expect(() => rstToMarkdown('The `notes <../shared/notes.md>`_.\n', 'README.rst', repository)).toThrow(
+      /a link to a file outside the repository: ..\/shared\/notes.md/,
+    );
+    // Without a root (a document on its own) links are not checked.
+    expect(rstToMarkdown('A `gone <docs/gone.md>`_ file.\n')).toContain('[gone](docs/gone.md)');
+  });
+
+  it('readme-md - README.rst converts, its links name files of the repository, and its examples include the quick start files', () => {
     const source = readFileSync(path.resolve(__dirname, '../../README.rst'), 'utf8');
-    expect(rstToMarkdown(source)).toContain('npm install postage-amqp');
+    expect(rstToMarkdown(source, 'README.rst', repository)).toContain('npm install postage-amqp');
     const files = readmeExamples(source).map((e) => e.file);
     expect(files).toEqual(expect.arrayContaining(['echo_shared.ts', 'echo_receive.ts', 'echo_send.ts']));
   });
