@@ -11,10 +11,10 @@ export {
   DEFAULT_RECONNECT,
   describeEndpoint,
   resolveConnectionConfig,
-} from './config';
-export { Connection } from './connection';
-export { DEFAULT_PREFETCH, GenericConsumer } from './consumer';
-export { JsonEncoder, jsonEncoder } from './encoder';
+} from './connection/config';
+export { Connection } from './connection/connection';
+export { DEFAULT_PREFETCH, GenericConsumer } from './connection/consumer';
+export { JsonEncoder, jsonEncoder } from './messages/encoder';
 export {
   ChannelError,
   ConnectionError,
@@ -27,9 +27,15 @@ export {
   RpcTimeoutError,
   ValidationError,
 } from './errors';
-export { Exchange, exchangeParameters } from './exchange';
-export { Fingerprint } from './fingerprint';
-export { Handler, MessageFilter, MessageHandler, MessageHandlerFullBody, RpcHandler } from './handlers';
+export { Exchange, exchangeParameters } from './messages/exchange';
+export { Fingerprint } from './messages/fingerprint';
+export {
+  Handler,
+  MessageFilter,
+  MessageHandler,
+  MessageHandlerFullBody,
+  RpcHandler,
+} from './processor/handlers';
 export {
   MESSAGE_VERSION,
   Message,
@@ -40,15 +46,15 @@ export {
   MessageStatus,
   RpcCommand,
   resultFromContent,
-} from './message';
-export { MessageProcessor } from './processor';
-export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer';
-export { DIRECT_REPLY_TO } from './rpc';
-export { MicroScheduler, runAll } from './scheduler';
-export type { RunAllHandle } from './scheduler';
+} from './messages/message';
+export { MessageProcessor } from './processor/processor';
+export { DEFAULT_MAX_MESSAGE_SIZE, GenericProducer } from './producer/producer';
+export { DIRECT_REPLY_TO } from './producer/rpc-client';
+export { MicroScheduler, runAll } from './processor/scheduler';
+export type { RunAllHandle } from './processor/scheduler';
 export { MemoryBroker } from './transport/memory';
 export { TestClient } from './testing';
-export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './schema';
+export { Category, ResultType, assertEnvelope, compileSchema, isEnvelope } from './messages/schema';
 
 export type {
   ConnectionConfig,
@@ -56,8 +62,8 @@ export type {
   Endpoint,
   PublishBufferOptions,
   ReconnectOptions,
-} from './config';
-export type { ConnectionEvents, ConnectionStatus } from './connection';
+} from './connection/config';
+export type { ConnectionEvents, ConnectionStatus } from './connection/connection';
 export type {
   ConsumerEvents,
   ConsumerOptions,
@@ -65,8 +71,8 @@ export type {
   Eqk,
   QueueFlags,
   QueueSpec,
-} from './consumer';
-export type { Encoder } from './encoder';
+} from './connection/consumer';
+export type { Encoder } from './messages/encoder';
 export type { PostageErrorOptions } from './errors';
 export type {
   ExchangeDefinition,
@@ -74,17 +80,22 @@ export type {
   ExchangeKey,
   ExchangeParameters,
   ExchangeType,
-} from './exchange';
-export type { FingerprintDict, FingerprintLike, FingerprintOverrides, FingerprintTuple } from './fingerprint';
+} from './messages/exchange';
+export type {
+  FingerprintDict,
+  FingerprintLike,
+  FingerprintOverrides,
+  FingerprintTuple,
+} from './messages/fingerprint';
 export type {
   HandlerContext,
   HandlerDecorator,
   HandlerOptions,
   MessageFilterFunction,
   ReplyFunction,
-} from './handlers';
+} from './processor/handlers';
 export type { LogFields, LogMethod, Logger, MessageFirstTarget } from './logger';
-export type { MessageInit, RpcResult } from './message';
+export type { MessageInit, RpcResult } from './messages/message';
 export type {
   HandlerFunction,
   ProcessorEvents,
@@ -93,8 +104,8 @@ export type {
   RegisterOptions,
   RunResult,
   StopReason,
-} from './processor';
-export type { ProducerOptions, RpcOptions, SendOptions } from './producer';
+} from './processor/processor';
+export type { ProducerOptions, RpcOptions, SendOptions } from './producer/producer';
 export type {
   BuilderMethods,
   CommandArgs,
@@ -103,8 +114,8 @@ export type {
   Produced,
   QueueOnlyOptions,
   RpcMethod,
-} from './producer-proxy';
-export type { RpcReplyMode } from './rpc';
+} from './producer/methods';
+export type { RpcReplyMode } from './producer/rpc-client';
 export type {
   BrokerObserver,
   MemoryBrokerOptions,
@@ -116,7 +127,7 @@ export type {
   RabbitmqVersion,
 } from './transport/memory';
 export type { DeadLettered, Published, Recorded, SendTarget, Settled, TestClientOptions } from './testing';
-export type { MessageBody, ReceivedBody, ResultContent } from './schema';
+export type { MessageBody, ReceivedBody, ResultContent } from './messages/schema';
 export type {
   MessageFields,
   MessageProperties,
@@ -129,28 +140,34 @@ export type {
 
 // Processing features: outcomes, matchers, hooks, translators, shutdown, poison messages.
 export { DeleteMessage } from './errors';
-export { MessageMatcher, RpcMatcher } from './handlers';
-export { DEFAULT_REQUEUE_DELAY_MS, Outcome, isOutcome } from './outcome';
+export { MessageMatcher, RpcMatcher } from './processor/handlers';
+export { DEFAULT_REQUEUE_DELAY_MS, Outcome, isOutcome } from './processor/outcome';
 export {
   DEFAULT_MAX_DELIVERIES,
   DELIVERIES_HEADER,
   ERROR_HEADER,
   QUEUE_HEADER,
   REASON_HEADER,
-} from './poison';
+} from './processor/poison';
 export { closeOnSignals } from './shutdown';
-export type { HandlerClass } from './routes';
-export type { MessagePredicate } from './handlers';
-export type { HandlingResult, ProcessingHooks } from './hooks';
-export type { AckOutcome, DeadLetterOutcome, ErrorHandler, RequeueOptions, RequeueOutcome } from './outcome';
-export type { DeadLetterOptions } from './poison';
-export type { ProcessorCounts, RunOnceOptions, RunOnceResult } from './processor';
-export type { UnknownRpc } from './dispatcher';
+export type { HandlerClass } from './processor/routes';
+export type { MessagePredicate } from './processor/handlers';
+export type { HandlingResult, ProcessingHooks } from './processor/hooks';
+export type {
+  AckOutcome,
+  DeadLetterOutcome,
+  ErrorHandler,
+  RequeueOptions,
+  RequeueOutcome,
+} from './processor/outcome';
+export type { DeadLetterOptions } from './processor/poison';
+export type { ProcessorCounts, RunOnceOptions, RunOnceResult } from './processor/processor';
+export type { UnknownRpc } from './processor/dispatcher';
 export type { Closable, CloseOnSignalsOptions } from './shutdown';
-export type { MessageTranslator, TranslationContext } from './translator';
-export { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './poison';
-export { DEFAULT_RUN_ONCE_TIMEOUT_MS } from './processor';
+export type { MessageTranslator, TranslationContext } from './processor/translator';
+export { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './processor/poison';
+export { DEFAULT_RUN_ONCE_TIMEOUT_MS } from './processor/processor';
 
 // Restarts under a supervisor (systemd, containers) or on their own.
-export { RESTART_EXIT_CODE, RESTART_EXIT_GRACE_MS, detectSupervisor } from './restart';
-export type { RestartFunction, RestartPolicy, SupervisorProbe } from './restart';
+export { RESTART_EXIT_CODE, RESTART_EXIT_GRACE_MS, detectSupervisor } from './processor/restart';
+export type { RestartFunction, RestartPolicy, SupervisorProbe } from './processor/restart';

@@ -6,7 +6,7 @@
  * `(message)` alone. Fields carry the error under `err` (pino's and bunyan's serializers read
  * that key), and the queue, handler, exchange... of the event.
  */
-import { envFlag } from './env';
+import { envFlag } from './connection/env';
 
 /** Structured fields attached to a log line. Values must never hold credentials. */
 export type LogFields = Readonly<Record<string, unknown>>;

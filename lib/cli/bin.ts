@@ -3,7 +3,7 @@
  * The `postage` executable: runs {@link main} with the process's arguments and exits with its
  * code once standard output is flushed (a library handle left open cannot keep it alive).
  */
-import { ConsoleLogger, setLogger } from '../index';
+import { ConsoleLogger, setLogger } from '..';
 import { main } from './main';
 
 // Retries and recoveries are the library's business; the command reports how it ended.

@@ -3,7 +3,7 @@
  * command line is a thin layer over the library: a command parses its arguments, calls the
  * public API and turns the outcome into output and an exit code.
  */
-import type { ConnectionOptions } from '../index';
+import type { ConnectionOptions } from '..';
 
 /** Exit codes of `postage` (sysexits.h where one fits). */
 export const Exit = {

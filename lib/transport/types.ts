@@ -3,7 +3,7 @@
  * postage uses, so an amqplib connection fits it as it is, and the in-process broker
  * implements the same interface with RabbitMQ's semantics.
  */
-import type { Endpoint } from '../config';
+import type { Endpoint } from '../connection/config';
 
 /** AMQP basic properties. */
 export interface MessageProperties {

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 
-import { Connection } from '../../lib/connection';
+import { Connection } from '../../lib/connection/connection';
 import { FAST_PUBLISH, batchSocketWrites } from '../../lib/transport/amqp/amqp-transport';
 import type { PublishOptions, TransportChannel, TransportMessage } from '../../lib/transport/types';
 import { rawConnection, testUrl, uid, withRawChannel } from '../helpers/broker';

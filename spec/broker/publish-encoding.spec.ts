@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 
 import { Connection, ErrorCode, ValidationError } from '../../lib';
-import { Publisher } from '../../lib/publisher';
+import { Publisher } from '../../lib/connection/publisher';
 import { testUrl, uid, waitFor, withRawChannel } from '../helpers/broker';
 
 /** ~70 KB of headers: more than amqplib's 64 KiB field-table encoding buffer. */

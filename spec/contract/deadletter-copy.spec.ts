@@ -18,7 +18,7 @@ import {
   type HandlerContext,
   type ProcessorOptions,
 } from '../../lib';
-import { resolveConnectionConfig } from '../../lib/config';
+import { resolveConnectionConfig } from '../../lib/connection/config';
 import { amqpTransport } from '../../lib/transport/amqp/amqp-transport';
 import type { PublishOptions, TransportMessage } from '../../lib/transport/types';
 import { ctl, uid } from '../helpers/broker';

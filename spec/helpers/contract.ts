@@ -3,7 +3,7 @@
  * starts, and against the in-process broker. Specs talk to the broker through the transport seam
  * (the same interface amqplib fills), so a difference in behaviour fails one of the two runs.
  */
-import { resolveConnectionConfig } from '../../lib/config';
+import { resolveConnectionConfig } from '../../lib/connection/config';
 import { amqpTransport } from '../../lib/transport/amqp/amqp-transport';
 import { MemoryBroker, memoryTransport, type RabbitmqVersion } from '../../lib/transport/memory';
 import type { TransportChannel, TransportConnection, TransportMessage } from '../../lib/transport/types';

@@ -1,7 +1,7 @@
 import Ajv from 'ajv';
 
 import { ErrorCode, ValidationError, assertEnvelope, isEnvelope } from '../../lib';
-import { envelopeSchema, isWellFormedEnvelope } from '../../lib/schema';
+import { envelopeSchema, isWellFormedEnvelope } from '../../lib/messages/schema';
 
 /**
  * The receive path checks envelopes by hand and asks ajv only on a rejection: the hand-written

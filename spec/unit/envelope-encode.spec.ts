@@ -1,5 +1,5 @@
 import { Fingerprint, Message, MessageCommand, MessageResult, RpcCommand } from '../../lib';
-import { encodeEnvelopeJson } from '../../lib/encoder';
+import { encodeEnvelopeJson } from '../../lib/messages/encoder';
 
 /** The producer's fast path must write exactly the bytes JSON.stringify writes. */
 function stamped(message: Message<unknown>, fingerprint: Record<string, string>): Record<string, unknown> {

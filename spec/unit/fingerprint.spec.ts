@@ -41,7 +41,7 @@ describe('fingerprint', () => {
   });
 
   it('fingerprint - a child process reports its own pid', () => {
-    const source = JSON.stringify(path.resolve(__dirname, '../../lib/fingerprint.ts'));
+    const source = JSON.stringify(path.resolve(__dirname, '../../lib/messages/fingerprint.ts'));
     // tsx runs the TypeScript source in a fresh process.
     const out = execFileSync(
       process.execPath,

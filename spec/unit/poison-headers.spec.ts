@@ -9,7 +9,7 @@ import {
   deadLetterProperties,
   deliveryNumber,
   requeueProperties,
-} from '../../lib/poison';
+} from '../../lib/processor/poison';
 import type { MessageProperties, TransportMessage } from '../../lib/transport/types';
 
 const death = (queue: string, reason: string, count: number) => ({

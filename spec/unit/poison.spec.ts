@@ -13,7 +13,7 @@ import {
   deliveryNumber,
   requeueProperties,
   tableSize,
-} from '../../lib/poison';
+} from '../../lib/processor/poison';
 import type { MessageProperties, TransportMessage } from '../../lib/transport/types';
 
 /** amqplib's field-table encoder (what a publish really writes; not among its exports). */

@@ -4,7 +4,7 @@
  * publish (no connect() first) must get there too.
  */
 import { Exchange, Fingerprint, GenericProducer, MessageCommand, RpcCommand } from '../../lib';
-import type { ExchangeDefinition } from '../../lib/exchange';
+import type { ExchangeDefinition } from '../../lib/messages/exchange';
 import { FakeTransport } from '../helpers/fake-transport';
 
 class FastExchange extends Exchange {

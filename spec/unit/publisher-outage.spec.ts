@@ -6,7 +6,7 @@
  * spec/faults/outage.spec.ts runs the same story against a RabbitMQ node killed with -9.
  */
 import { Connection, ErrorCode, GenericProducer, MemoryBroker, type ExchangeDefinition } from '../../lib';
-import { Publisher } from '../../lib/publisher';
+import { Publisher } from '../../lib/connection/publisher';
 
 let n = 0;
 const brokerName = (): string => `outage-${process.pid}-${++n}`;

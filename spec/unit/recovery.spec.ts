@@ -12,7 +12,7 @@ import {
   type ConnectionStatus,
   type ExchangeDefinition,
 } from '../../lib';
-import { Publisher } from '../../lib/publisher';
+import { Publisher } from '../../lib/connection/publisher';
 import type { TransportMessage } from '../../lib/transport/types';
 
 let n = 0;

@@ -12,7 +12,7 @@ import {
   type Eqk,
   type SupervisorProbe,
 } from '../../lib';
-import { decideRestart } from '../../lib/restart';
+import { decideRestart } from '../../lib/processor/restart';
 import { MemoryLogger } from '../helpers/memory-logger';
 
 function probe(env: Record<string, string> = {}, pid = 4242, files: string[] = []): SupervisorProbe {

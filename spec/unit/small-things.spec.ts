@@ -13,7 +13,7 @@ import {
   MessageProcessor,
   RpcCommand,
 } from '../../lib';
-import { resolveConnectionConfig } from '../../lib/config';
+import { resolveConnectionConfig } from '../../lib/connection/config';
 import { MemoryLogger } from '../helpers/memory-logger';
 
 class SmallExchange extends Exchange {

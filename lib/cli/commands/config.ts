@@ -1,5 +1,5 @@
 /** `postage config`: the effective connection settings, password redacted. */
-import { describeEndpoint, resolveConnectionConfig } from '../../index';
+import { describeEndpoint, resolveConnectionConfig } from '../..';
 import { Exit, type CliContext, type Command } from '../command';
 
 function run(context: CliContext): Promise<number> {

@@ -1,5 +1,5 @@
 /** `postage rpc EXCHANGE KEY NAME [JSON]`: an RPC call, printing the result's value. */
-import { RpcCommand, type RpcResult } from '../../index';
+import { RpcCommand, type RpcResult } from '../..';
 import {
   Exit,
   flag,

@@ -1,5 +1,5 @@
 /** `postage send EXCHANGE KEY NAME [JSON]`: a command message, confirmed by the broker. */
-import { MessageCommand } from '../../index';
+import { MessageCommand } from '../..';
 import { Exit, jsonArgument, type CliContext, type Command, type ParsedArgs } from '../command';
 import { producer, target } from './shared';
 

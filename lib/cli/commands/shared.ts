@@ -2,7 +2,7 @@
  * What several commands share: a producer for one exchange the command line names, and the
  * fingerprint the command line sends as.
  */
-import { Exchange, Fingerprint, GenericProducer, type ExchangeKey } from '../../index';
+import { Exchange, Fingerprint, GenericProducer, type ExchangeKey } from '../..';
 import type { CliContext } from '../command';
 
 /** The fingerprint of messages the command line sends: name `postage-cli`, type `cli`. */

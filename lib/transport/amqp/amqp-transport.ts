@@ -1,6 +1,6 @@
 import { connect } from 'amqplib';
 
-import { describeEndpoint, type Endpoint } from '../../config';
+import { describeEndpoint, type Endpoint } from '../../connection/config';
 import { ConnectionError, ErrorCode } from '../../errors';
 import type {
   ConfirmCallback,

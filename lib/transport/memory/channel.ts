@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
-import { CONTENT_HANDED_OVER } from '../../encoder';
+import { CONTENT_HANDED_OVER } from '../../messages/encoder';
 import { getLogger } from '../../logger';
 import type {
   ConfirmCallback,

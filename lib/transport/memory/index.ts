@@ -1,4 +1,4 @@
-import type { Endpoint } from '../../config';
+import type { Endpoint } from '../../connection/config';
 import type { Transport, TransportConnectOptions, TransportConnection } from '../types';
 import { MemoryBroker } from './broker';
 import { MemoryConnection } from './connection';

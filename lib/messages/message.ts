@@ -2,7 +2,7 @@
  * Postage messages. The body (a plain dictionary) is the wire format; the classes only build
  * and read it. Layout: `{type, name, category, version: '2', fingerprint, content, _reserved}`.
  */
-import { ErrorCode, RpcError, type PostageError } from './errors';
+import { ErrorCode, RpcError, type PostageError } from '../errors';
 import { fingerprintDict, type FingerprintLike } from './fingerprint';
 import {
   Category,

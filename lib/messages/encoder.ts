@@ -1,4 +1,4 @@
-import { ErrorCode, ValidationError } from './errors';
+import { ErrorCode, ValidationError } from '../errors';
 
 /**
  * Turns message bodies into bytes and back. Replaceable per producer and per processor

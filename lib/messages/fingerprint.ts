@@ -1,6 +1,6 @@
 import os from 'node:os';
 
-import { resolveConnectionConfig } from './config';
+import { resolveConnectionConfig } from '../connection/config';
 
 /**
  * The six fields that identify a component on the network. On the wire every field is a

@@ -2,7 +2,7 @@
  * What a synchronous throw of a channel's `publish` means, for the publisher and the RPC client.
  * @internal
  */
-import { ChannelError, ErrorCode, ValidationError, type PostageError } from './errors';
+import { ChannelError, ErrorCode, ValidationError, type PostageError } from '../errors';
 
 /**
  * amqplib throws its IllegalOperationError once the channel or the connection is closing (the

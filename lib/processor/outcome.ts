@@ -4,7 +4,7 @@
  * strongest wins: deadLetter > requeue > ack.
  */
 import type { HandlerContext } from './handlers';
-import type { Message } from './message';
+import type { Message } from '../messages/message';
 
 const BRAND = Symbol('postage.outcome');
 

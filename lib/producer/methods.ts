@@ -3,7 +3,7 @@
  * those methods from `build_message_X` / `build_rpc_X` builders and from the producer's
  * command map. This is the only file with casts and `any`.
  */
-import type { RpcResult } from './message';
+import type { RpcResult } from '../messages/message';
 import type { RpcOptions, SendOptions } from './producer';
 
 /** Control options of an RPC call that returns the reply queue instead of the result. */

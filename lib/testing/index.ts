@@ -5,21 +5,21 @@
  */
 import { v4 as uuid } from 'uuid';
 
-import { ErrorCode, PostageError } from './errors';
-import { jsonEncoder, type Encoder } from './encoder';
-import type { ExchangeDefinition } from './exchange';
-import { Message, resultFromBody, type RpcResult } from './message';
-import { DELIVERIES_HEADER, ERROR_HEADER, QUEUE_HEADER, REASON_HEADER } from './poison';
-import type { MessageProcessor } from './processor';
-import { isEnvelope, type ReceivedBody, type ResultContent } from './schema';
-import { MemoryBroker, memoryTransport } from './transport/memory';
-import type { ObservedDeath, ObservedMessage, ObservedPublish, ObservedSettle } from './transport/memory';
+import { ErrorCode, PostageError } from '../errors';
+import { jsonEncoder, type Encoder } from '../messages/encoder';
+import type { ExchangeDefinition } from '../messages/exchange';
+import { Message, resultFromBody, type RpcResult } from '../messages/message';
+import { DELIVERIES_HEADER, ERROR_HEADER, QUEUE_HEADER, REASON_HEADER } from '../processor/poison';
+import type { MessageProcessor } from '../processor/processor';
+import { isEnvelope, type ReceivedBody, type ResultContent } from '../messages/schema';
+import { MemoryBroker, memoryTransport } from '../transport/memory';
+import type { ObservedDeath, ObservedMessage, ObservedPublish, ObservedSettle } from '../transport/memory';
 import type {
   PublishOptions,
   TransportChannel,
   TransportConnection,
   TransportMessage,
-} from './transport/types';
+} from '../transport/types';
 
 /** Where a test message goes: by default straight into the processor's first queue. */
 export interface SendTarget {

@@ -2,10 +2,10 @@
  * The options of a {@link MessageProcessor} and of its handler registrations, checked and
  * defaulted in one place ({@link normalizeProcessorOptions}).
  */
-import type { ConsumerOptions, Eqk } from './consumer';
+import type { ConsumerOptions, Eqk } from '../connection/consumer';
 import type { UnknownRpc } from './dispatcher';
-import { ErrorCode, PostageError } from './errors';
-import type { FingerprintLike } from './fingerprint';
+import { ErrorCode, PostageError } from '../errors';
+import type { FingerprintLike } from '../messages/fingerprint';
 import type { HandlerOptions, MessageFilterFunction } from './handlers';
 import type { ProcessingHooks } from './hooks';
 import type { ErrorHandler } from './outcome';

@@ -9,11 +9,11 @@
  * (standard decorators) or into a registry keyed by the class (legacy ones), and a processor
  * collects its own class chain, base classes first, each in declaration order.
  */
-import type { Message } from './message';
+import type { Message } from '../messages/message';
 import type { ErrorHandler } from './outcome';
 import type { MessageProcessor } from './processor';
-import { Category, type ReceivedBody } from './schema';
-import type { MessageFields, MessageProperties } from './transport/types';
+import { Category, type ReceivedBody } from '../messages/schema';
+import type { MessageFields, MessageProperties } from '../transport/types';
 
 // Decorator metadata needs Symbol.metadata, which Node 20 lacks; TypeScript's and esbuild's
 // decorator helpers use it when it exists when a class is defined (after postage is imported).

@@ -2,10 +2,10 @@
  * Message translators: turn a foreign body (plain JSON from a producer that does not speak
  * postage) into a postage message, so a processor can consume queues other programs fill.
  */
-import { ErrorCode, ValidationError } from './errors';
-import { Message } from './message';
-import { assertEnvelope, type ReceivedBody } from './schema';
-import type { MessageFields, MessageProperties } from './transport/types';
+import { ErrorCode, ValidationError } from '../errors';
+import { Message } from '../messages/message';
+import { assertEnvelope, type ReceivedBody } from '../messages/schema';
+import type { MessageFields, MessageProperties } from '../transport/types';
 
 /** What a translator knows about the delivery besides the body. */
 export interface TranslationContext {

@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 
 import { v4 as uuid } from 'uuid';
 
-import type { Connection } from './connection';
-import type { Eqk, QueueFlags, QueueSpec } from './consumer';
-import { ErrorCode, PostageError } from './errors';
-import type { MessageProperties, PublishOptions, TransportMessage } from './transport/types';
+import type { Connection } from '../connection/connection';
+import type { Eqk, QueueFlags, QueueSpec } from '../connection/consumer';
+import { ErrorCode, PostageError } from '../errors';
+import type { MessageProperties, PublishOptions, TransportMessage } from '../transport/types';
 
 /** Header counting deliveries on classic queues (quorum queues have x-delivery-count). */
 export const DELIVERIES_HEADER = 'x-postage-deliveries';

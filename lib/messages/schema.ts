@@ -5,7 +5,7 @@
 import Ajv from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 
-import { ErrorCode, ValidationError } from './errors';
+import { ErrorCode, ValidationError } from '../errors';
 
 /** `message` marks fire-and-forget messages, `rpc` marks calls that expect a reply. */
 export const Category = { message: 'message', rpc: 'rpc' } as const;

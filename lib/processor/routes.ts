@@ -2,8 +2,8 @@
  * Routes: a handler with its filters, schema, error handler and (for matchers) predicate; how
  * they are built from the decorators; the per-message context; RPC replies.
  */
-import type { Encoder } from './encoder';
-import { ErrorCode, PostageError, type ValidationError } from './errors';
+import type { Encoder } from '../messages/encoder';
+import { ErrorCode, PostageError, type ValidationError } from '../errors';
 import {
   Handler,
   type HandlerContext,
@@ -13,13 +13,13 @@ import {
   type MessagePredicate,
   type ReplyFunction,
 } from './handlers';
-import type { Logger } from './logger';
-import { Message, MessageResult, MessageResultException } from './message';
+import type { Logger } from '../logger';
+import { Message, MessageResult, MessageResultException } from '../messages/message';
 import type { ErrorHandler } from './outcome';
 import { originalRoute } from './poison';
 import type { MessageProcessor } from './processor';
-import { Category, compileSchema, type ReceivedBody } from './schema';
-import type { MessageFields, MessageProperties, TransportMessage } from './transport/types';
+import { Category, compileSchema, type ReceivedBody } from '../messages/schema';
+import type { MessageFields, MessageProperties, TransportMessage } from '../transport/types';
 
 /** A function handler: `(data, context)`, or `(data, reply, context)` for RPC. */
 export type HandlerFunction = (data: never, ...rest: never[]) => unknown;

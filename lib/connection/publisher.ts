@@ -13,11 +13,11 @@
 import type { ConnectionStatus } from './connection';
 import type { Connection } from './connection';
 import type { PublishBufferOptions } from './config';
-import { ChannelError, ErrorCode, PostageError, PublishError, isRefusal, toPostageError } from './errors';
-import type { ExchangeDefinition } from './exchange';
+import { ChannelError, ErrorCode, PostageError, PublishError, isRefusal, toPostageError } from '../errors';
+import type { ExchangeDefinition } from '../messages/exchange';
 import { publishThrowError } from './publish-errors';
-import { withTimeout } from './shutdown';
-import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
+import { withTimeout } from '../shutdown';
+import type { PublishOptions, TransportChannel, TransportMessage } from '../transport/types';
 
 interface Entry {
   readonly seq: number;

@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-import { envChoice } from './env';
-import type { Logger } from './logger';
+import { envChoice } from '../connection/env';
+import type { Logger } from '../logger';
 
 /**
  * The exit code of a restart handed to the supervisor: EX_TEMPFAIL of sysexits.h ("try again

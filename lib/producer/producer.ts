@@ -1,13 +1,19 @@
 import { randomUUID } from 'node:crypto';
 
-import type { ConnectionOptions } from './config';
-import { Connection } from './connection';
-import { CONTENT_HANDED_OVER, JsonEncoder, encodeEnvelopeJson, jsonEncoder, type Encoder } from './encoder';
-import { ErrorCode, PostageError, RpcTimeoutError, ValidationError } from './errors';
-import { Exchange, type ExchangeDefinition, type ExchangeKey } from './exchange';
-import { Fingerprint, fingerprintDict, type FingerprintLike } from './fingerprint';
-import type { Logger } from './logger';
-import { Message, MessageCommand, MessageResult, RpcCommand, type RpcResult } from './message';
+import type { ConnectionOptions } from '../connection/config';
+import { Connection } from '../connection/connection';
+import {
+  CONTENT_HANDED_OVER,
+  JsonEncoder,
+  encodeEnvelopeJson,
+  jsonEncoder,
+  type Encoder,
+} from '../messages/encoder';
+import { ErrorCode, PostageError, RpcTimeoutError, ValidationError } from '../errors';
+import { Exchange, type ExchangeDefinition, type ExchangeKey } from '../messages/exchange';
+import { Fingerprint, fingerprintDict, type FingerprintLike } from '../messages/fingerprint';
+import type { Logger } from '../logger';
+import { Message, MessageCommand, MessageResult, RpcCommand, type RpcResult } from '../messages/message';
 import {
   asProduced,
   wrapProducer,
@@ -15,11 +21,11 @@ import {
   type NoCommands,
   type Produced,
   type QueueOnlyOptions,
-} from './producer-proxy';
-import { Publisher } from './publisher';
-import { RpcClient, type RpcReplyMode } from './rpc';
-import { Category, type MessageBody } from './schema';
-import type { PublishOptions } from './transport/types';
+} from './methods';
+import { Publisher } from '../connection/publisher';
+import { RpcClient, type RpcReplyMode } from './rpc-client';
+import { Category, type MessageBody } from '../messages/schema';
+import type { PublishOptions } from '../transport/types';
 
 /**
  * Control options of `message_X(...)`, `message(...)`, `send()` and `forward()`, given as a

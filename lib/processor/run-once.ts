@@ -4,10 +4,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { ErrorCode, PostageError, toPostageError } from './errors';
-import type { Logger } from './logger';
+import { ErrorCode, PostageError, toPostageError } from '../errors';
+import type { Logger } from '../logger';
 import type { ProcessorCounts, RunResult } from './processor';
-import { TIMED_OUT, beforeDeadline } from './shutdown';
+import { TIMED_OUT, beforeDeadline } from '../shutdown';
 
 /** Default of {@link RunOnceOptions.timeoutMs}. */
 export const DEFAULT_RUN_ONCE_TIMEOUT_MS = 60_000;

@@ -8,8 +8,8 @@
  */
 import { v4 as uuid } from 'uuid';
 
-import type { Connection } from './connection';
-import type { Encoder } from './encoder';
+import type { Connection } from '../connection/connection';
+import type { Encoder } from '../messages/encoder';
 import {
   ConnectionError,
   ErrorCode,
@@ -18,14 +18,14 @@ import {
   RpcTimeoutError,
   ValidationError,
   toPostageError,
-} from './errors';
-import type { ExchangeDefinition } from './exchange';
-import type { Logger } from './logger';
-import { MessageResultError, localFailure, resultFromBody, type RpcResult } from './message';
-import { publishThrowError } from './publish-errors';
-import type { Publisher } from './publisher';
-import { isEnvelope, isResultContent } from './schema';
-import type { PublishOptions, TransportChannel, TransportMessage } from './transport/types';
+} from '../errors';
+import type { ExchangeDefinition } from '../messages/exchange';
+import type { Logger } from '../logger';
+import { MessageResultError, localFailure, resultFromBody, type RpcResult } from '../messages/message';
+import { publishThrowError } from '../connection/publish-errors';
+import type { Publisher } from '../connection/publisher';
+import { isEnvelope, isResultContent } from '../messages/schema';
+import type { PublishOptions, TransportChannel, TransportMessage } from '../transport/types';
 
 /** RabbitMQ's direct reply-to pseudo-queue. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';

@@ -15,14 +15,14 @@ import {
   isRefusal,
   redactCredentials,
   toPostageError,
-} from './errors';
-import { SafeEmitter } from './events';
-import { exchangeKey, type ExchangeDefinition } from './exchange';
-import { getLogger } from './logger';
-import { TIMED_OUT, beforeDeadline } from './shutdown';
-import { amqpTransport } from './transport/amqp/amqp-transport';
-import { memoryTransport } from './transport/memory';
-import type { Transport, TransportChannel, TransportConnection } from './transport/types';
+} from '../errors';
+import { SafeEmitter } from '../events';
+import { exchangeKey, type ExchangeDefinition } from '../messages/exchange';
+import { getLogger } from '../logger';
+import { TIMED_OUT, beforeDeadline } from '../shutdown';
+import { amqpTransport } from '../transport/amqp/amqp-transport';
+import { memoryTransport } from '../transport/memory';
+import type { Transport, TransportChannel, TransportConnection } from '../transport/types';
 
 /** Lifecycle of a {@link Connection}, as a discriminated union on `type`. */
 export type ConnectionStatus =

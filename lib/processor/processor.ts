@@ -1,13 +1,13 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { Connection } from './connection';
-import { GenericConsumer, type Eqk } from './consumer';
+import type { Connection } from '../connection/connection';
+import { GenericConsumer, type Eqk } from '../connection/consumer';
 import { Dispatcher } from './dispatcher';
-import type { Encoder } from './encoder';
-import { ErrorCode, PostageError, toPostageError } from './errors';
-import { SafeEmitter } from './events';
-import { fingerprintDict } from './fingerprint';
+import type { Encoder } from '../messages/encoder';
+import { ErrorCode, PostageError, toPostageError } from '../errors';
+import { SafeEmitter } from '../events';
+import { fingerprintDict } from '../messages/fingerprint';
 import { DefaultHandler, collectHandlers, type MessagePredicate } from './handlers';
 import type { ProcessingHooks } from './hooks';
 import {
@@ -17,17 +17,17 @@ import {
   resolveDeadLetter,
   type DeadLetterTarget,
 } from './poison';
-import { normalizeProcessorOptions, type ProcessorOptions, type RegisterOptions } from './processor-options';
+import { normalizeProcessorOptions, type ProcessorOptions, type RegisterOptions } from './options';
 import { buildRoute, buildRoutes, normalizeFilters, type HandlerClass, type HandlerFunction } from './routes';
 import { runOnce, type RunOnceOptions, type RunOnceResult } from './run-once';
-import { withTimeout } from './shutdown';
-import { Category } from './schema';
-import { Publisher } from './publisher';
+import { withTimeout } from '../shutdown';
+import { Category } from '../messages/schema';
+import { Publisher } from '../connection/publisher';
 import { decideRestart, exitForRestart, respawnProcess, type RestartPolicy } from './restart';
-import type { TransportMessage } from './transport/types';
+import type { TransportMessage } from '../transport/types';
 
 export type { HandlerFunction } from './routes';
-export type { ProcessorOptions, RegisterOptions } from './processor-options';
+export type { ProcessorOptions, RegisterOptions } from './options';
 export { DEFAULT_RUN_ONCE_TIMEOUT_MS, type RunOnceOptions, type RunOnceResult } from './run-once';
 
 /** Why a processor stopped. */

@@ -1,11 +1,11 @@
 import type { ConnectionOptions } from './config';
 import { Connection } from './connection';
-import { jsonEncoder, type Encoder } from './encoder';
-import { ConnectionError, ErrorCode, PostageError, toPostageError } from './errors';
-import { SafeEmitter } from './events';
-import type { ExchangeDefinition } from './exchange';
-import { withTimeout } from './shutdown';
-import type { QueueOptions, TransportChannel, TransportMessage } from './transport/types';
+import { jsonEncoder, type Encoder } from '../messages/encoder';
+import { ConnectionError, ErrorCode, PostageError, toPostageError } from '../errors';
+import { SafeEmitter } from '../events';
+import type { ExchangeDefinition } from '../messages/exchange';
+import { withTimeout } from '../shutdown';
+import type { QueueOptions, TransportChannel, TransportMessage } from '../transport/types';
 
 /**
  * Queue declaration flags, with postage's (pika's) names or amqplib's. Postage's defaults

@@ -5,8 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { GenericConsumer } from './consumer';
-import type { Encoder } from './encoder';
+import type { GenericConsumer } from '../connection/consumer';
+import type { Encoder } from '../messages/encoder';
 import {
   DeleteMessage,
   ErrorCode,
@@ -15,11 +15,11 @@ import {
   RejectMessage,
   ValidationError,
   toPostageError,
-} from './errors';
+} from '../errors';
 import type { MessagePredicate, ReplyFunction } from './handlers';
 import { HookChain } from './hooks';
-import type { Logger } from './logger';
-import { MessageResultError, MessageResultException } from './message';
+import type { Logger } from '../logger';
+import { MessageResultError, MessageResultException } from '../messages/message';
 import {
   DEFAULT_REQUEUE_DELAY_MS,
   Outcome,
@@ -40,9 +40,9 @@ import {
 } from './poison';
 import type { MessageProcessor } from './processor';
 import { DeliveryContext, InvalidContent, RouteTable, prepare, sendReply, type Route } from './routes';
-import { Category, assertEnvelope, type ReceivedBody } from './schema';
+import { Category, assertEnvelope, type ReceivedBody } from '../messages/schema';
 import { translate, type MessageTranslator } from './translator';
-import type { PublishOptions, TransportMessage } from './transport/types';
+import type { PublishOptions, TransportMessage } from '../transport/types';
 
 /** What a dispatcher works with (the processor's parts and settings). @internal */
 export interface DispatchSettings {

@@ -13,9 +13,9 @@
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
 import { envFlag } from './env';
-import { ErrorCode, PostageError } from './errors';
-import { getLogger, type Logger } from './logger';
-import type { Transport } from './transport/types';
+import { ErrorCode, PostageError } from '../errors';
+import { getLogger, type Logger } from '../logger';
+import type { Transport } from '../transport/types';
 
 /** Connection options accepted by every component (producer, consumer, processor). */
 export interface ConnectionOptions {
